@@ -1,0 +1,126 @@
+"""A bundle from the landing zone into validated, lake-shaped tables, or one refusal.
+
+Nothing is written here: loading is a pure function of what is in landing, so a batch can load
+every bundle first and commit the good ones together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from btlake_pipelines.bundles.files import read_table_file
+from btlake_pipelines.bundles.normalize import normalize_table
+from btlake_pipelines.contract.manifest import Manifest, parse_manifest
+from btlake_pipelines.contract.run_ids import RUN_ID_RULE, is_valid_run_id
+from btlake_pipelines.contract.schemas import validate_many
+from btlake_pipelines.contract.tables import FACT_TABLES, is_market_rows
+from btlake_pipelines.errors import BundleRefused
+from btlake_pipelines.landing.zone import MANIFEST, LandingZone
+
+
+@dataclass
+class LoadedBundle:
+    name: str
+    manifest: Manifest
+    content_hash: str
+    source_uri: str
+    #: The run's own rows (trades, equity, the run's events), keyed by table.
+    run_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    #: Shared market data (ticks, l2, market events), keyed by table.
+    market_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
+
+    def row_counts(self) -> dict[str, int]:
+        tables = {**self.run_tables, **self.market_tables}
+        return {name: df.height for name, df in sorted(tables.items())}
+
+
+def load_bundles(zone: LandingZone, names: list[str],
+                 progress: Callable[[str], None] | None = None
+                 ) -> tuple[list[LoadedBundle], list[BundleRefused]]:
+    """Load many bundles and validate them together: (good bundles, refusals), in the order of
+    ``names``. A bundle that fails in any unexpected way is refused too, never raised: one bad
+    bundle must not stop the others."""
+    loaded: list[LoadedBundle] = []
+    refused: dict[str, BundleRefused] = {}
+    for name in names:
+        try:
+            loaded.append(read_bundle(zone, name))
+        except BundleRefused as exc:
+            refused[name] = exc
+        except Exception as exc:
+            refused[name] = BundleRefused(name, "unreadable", f"{type(exc).__name__}: "
+                                          f"{' '.join(str(exc).split())[:200]}")
+        if progress:
+            progress(name)
+    for table in FACT_TABLES:
+        frames = [(b.name, t) for b in loaded
+                  for t in (b.run_tables.get(table), b.market_tables.get(table)) if t is not None]
+        refused.update(validate_many(table, frames))
+    good = [b for b in loaded if b.name not in refused]
+    return good, [refused[n] for n in names if n in refused]
+
+
+def load_bundle(zone: LandingZone, name: str) -> LoadedBundle:
+    """Read, normalize and validate one complete bundle, or raise its refusal."""
+    good, refused = load_bundles(zone, [name])
+    if refused:
+        raise refused[0]
+    return good[0]
+
+
+def read_bundle(zone: LandingZone, name: str) -> LoadedBundle:
+    """Read and normalize one complete bundle; value rules are not checked yet."""
+    if not is_valid_run_id(name):
+        raise BundleRefused(name, "run_id", f"bundle folder name must be a run id: {RUN_ID_RULE}")
+    if zone.is_link(name):
+        raise BundleRefused(name, "symlink", "the bundle folder is a symbolic link; it is never "
+                                             "followed")
+    entries = zone.entries(name)
+    manifest_entry = entries.get(MANIFEST)
+    if manifest_entry is None or manifest_entry.kind != "file":
+        kind = manifest_entry.kind if manifest_entry else "missing"
+        raise BundleRefused(name, "manifest_file", f"manifest.json must be a regular file "
+                                                   f"({kind})", table="manifest")
+    manifest_bytes = zone.read_bytes(name, MANIFEST)
+    manifest = parse_manifest(manifest_bytes, name)
+
+    digest = hashlib.sha256(_canonical(manifest.raw))
+    raw_tables = {}
+    for table, file_name in sorted(manifest.tables.items()):
+        entry = entries.get(file_name)
+        if entry is None:
+            raise BundleRefused(name, "missing_file", f"file '{file_name}' named in the manifest "
+                                "is not in the bundle", table=table)
+        if entry.kind != "file":
+            raise BundleRefused(name, "not_a_regular_file", f"'{file_name}' is a {entry.kind}, "
+                                "not a regular file", table=table)
+        data = zone.read_bytes(name, file_name)
+        if len(data) != entry.size:
+            raise BundleRefused(name, "file_changing", f"'{file_name}' changed size while being "
+                                f"read ({entry.size} then {len(data)} bytes): it is still being "
+                                "written after its manifest appeared", table=table)
+        digest.update(f"\0{table}\0{file_name}\0{len(data)}\0".encode())
+        digest.update(data)
+        raw_tables[table] = read_table_file(data, file_name, bundle=name, table=table)
+
+    bundle = LoadedBundle(name, manifest, digest.hexdigest(), zone.location(name))
+    for table, raw in raw_tables.items():
+        market_rows = is_market_rows(table, manifest.kind)
+        df = normalize_table(raw, spec=FACT_TABLES[table], manifest=manifest, bundle=name,
+                             run_hash=bundle.content_hash, market_rows=market_rows)
+        (bundle.market_tables if market_rows else bundle.run_tables)[table] = df
+    return bundle
+
+
+def _canonical(doc: dict) -> bytes:
+    """The manifest as canonical JSON, so formatting alone never counts as a content change."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()

@@ -1,0 +1,78 @@
+"""btlake's exceptions.
+
+Every error a user can cause is a :class:`BtlakeError` whose message is the one line the CLI
+prints and the HTTP API returns, so there is exactly one place that decides what a user reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class BtlakeError(Exception):
+    """An error the user can act on; its message is shown as is, without a traceback."""
+
+    #: The HTTP status the API answers with for this error.
+    http_status: int = 400
+
+
+class NotFoundError(BtlakeError):
+    """An unknown run, table or version."""
+
+    http_status = 404
+
+
+class QueryError(BtlakeError):
+    """A bad predicate, filter value or option in a read or search."""
+
+
+class RetentionError(BtlakeError):
+    """A time-travel request for a version that maintenance has already vacuumed."""
+
+    http_status = 410
+
+
+@dataclass
+class BundleRefused(BtlakeError):
+    """A bundle broke a rule of the contract; it goes to quarantine with this reason.
+
+    The fields are the machine-readable part of ``reason.json``: which rule, where, and a few
+    offending rows (0-based row numbers of the table file as received).
+    """
+
+    bundle: str
+    rule: str
+    message: str
+    table: str | None = None
+    column: str | None = None
+    rows: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ".".join(p for p in (self.table, self.column) if p)
+        loc = f" [{where}]" if where else ""
+        sample = f" (rows {', '.join(map(str, self.rows[:5]))})" if self.rows else ""
+        return f"{self.rule}{loc}: {self.message}{sample}"
+
+    def reason(self) -> dict[str, Any]:
+        """The JSON-ready reason stored in ``reason.json`` and ``ingest_log``."""
+        return {
+            "rule": self.rule,
+            "table": self.table,
+            "column": self.column,
+            "message": self.message,
+            "rows": self.rows[:10],
+            "values": [_jsonable(v) for v in self.values[:10]],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    return str(value)

@@ -1,0 +1,296 @@
+"""One ingestion batch: every complete bundle in landing (or a chosen list) into the lake.
+
+The order is what makes a batch safe to kill at any point and run again:
+
+1. load and validate every bundle (nothing written; refusals collected, never raised);
+2. write market data, then each run-scoped fact table: one commit per table for the whole
+   batch, each an overwrite with an escaped predicate naming exactly the runs / slices written
+   (so a re-run after a crash replaces half-written rows instead of duplicating them);
+3. write the ``runs`` rows: only now are the batch's runs visible;
+4. append ``ingest_log``;
+5. move each bundle out of landing, to a fresh archive folder or to quarantine.
+
+A crash before 3 leaves the bundles in landing and the runs invisible; the next batch rewrites
+the same rows. A crash after 3 finds them unchanged and only archives them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+
+from btlake_pipelines.bundles.loader import LoadedBundle, load_bundles
+from btlake_pipelines.contract.run_ids import printable
+from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scope
+from btlake_pipelines.errors import BundleRefused
+from btlake_pipelines.ingest import destinations
+from btlake_pipelines.ingest.market_slices import Slice, compare, plan_waves, slices_of
+from btlake_pipelines.landing.zone import LandingZone
+from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
+from btlake_pipelines.metadata.runs_table import run_rows
+from btlake_pipelines.storage import delta
+from btlake_pipelines.storage import predicates as P
+from btlake_pipelines.storage.scan import scan
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    results: list[BundleResult] = field(default_factory=list)
+    #: table -> every version this batch committed, in order
+    commits: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> list[BundleResult]:
+        return [r for r in self.results if r.status == "quarantined"]
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in ("ingested", "unchanged", "replaced", "quarantined")}
+        for r in self.results:
+            out[r.status] += 1
+        return out
+
+    def summary(self) -> str:
+        c = self.counts()
+        commits = sum(len(v) for v in self.commits.values())
+        return (f"{len(self.results)} bundle(s): {c['ingested']} ingested, {c['unchanged']} "
+                f"unchanged, {c['replaced']} replaced, {c['quarantined']} quarantined; "
+                f"{commits} Delta commit(s)")
+
+
+def ingest(lake: str, zone: LandingZone, names: list[str] | None = None, *,
+           progress: Progress | None = None) -> BatchResult:
+    """Ingest ``names`` (default: every complete bundle in landing) as one batch."""
+    names = zone.complete_bundles() if names is None else [
+        n for n in names if zone.has_manifest(n)]
+    now = datetime.now(UTC)
+    batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
+    if not names:
+        return batch
+
+    done = 0
+
+    def tick(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress("validate", done, len(names))
+
+    good, refused = load_bundles(zone, names, tick)
+    stored = _stored_runs(lake, [b.run_id for b in good if b.manifest.is_backtest])
+    results: dict[str, BundleResult] = {}
+    changed_runs: list[LoadedBundle] = []
+    market_bundles: list[LoadedBundle] = []
+    for b in good:
+        result = BundleResult(b.name, "ingested", b.run_id, b.manifest.kind, b.content_hash,
+                              rows=b.row_counts(), source_uri=b.source_uri)
+        results[b.name] = result
+        if b.manifest.is_backtest:
+            previous = stored.get(b.run_id)
+            if previous and previous["content_hash"] == b.content_hash:
+                result.status = "unchanged"
+                continue
+            result.status = "replaced" if previous else "ingested"
+            changed_runs.append(b)
+        market_bundles.append(b)
+
+    archive = {b.name: destinations.archive_uri(lake, b.run_id, b.content_hash, now)
+               for b in good}
+    writer = _Writer(lake, batch)
+    writes = _market_writes(lake, market_bundles, results, progress)
+    for table, parts in _run_writes(changed_runs, stored).items():
+        writes.setdefault(table, [[]])[0].extend(parts)
+    for table in FACT_TABLES:
+        for wave in writes.get(table, []):
+            version = writer.commit(table, wave)
+            if version is None:
+                continue
+            for bundle_name in {p.bundle for p in wave}:
+                results[bundle_name].tables[table] = version
+
+    if changed_runs:
+        versions = {t: v[-1] for t, v in batch.commits.items()}
+        rows = run_rows(changed_runs, versions=versions, archive=archive, ingested_at=now,
+                        batch_id=batch.batch_id)
+        old_dates = {d for b in changed_runs for d in stored.get(b.run_id, {}).get("dates", [])}
+        predicate = P.all_of(P.is_in("date", old_dates | {b.manifest.created_at.date()
+                                                          for b in changed_runs}),
+                             P.is_in("run_id", [b.run_id for b in changed_runs]))
+        version = writer.write(RUNS, rows, predicate, [b.run_id for b in changed_runs])
+        for b in changed_runs:
+            results[b.name].tables[RUNS] = version
+
+    for r in refused:
+        results[r.bundle] = _refused_result(r, zone)
+    ordered = [results[n] for n in names]
+    for r in ordered:
+        if r.status != "quarantined":
+            r.destination_uri = archive[r.bundle]
+        else:
+            r.destination_uri = destinations.quarantine_uri(lake, r.bundle, now)
+    writer.write(INGEST_LOG, log_rows(ordered, batch_id=batch.batch_id, handled_at=now), None,
+                 [])
+    for i, r in enumerate(ordered, 1):
+        _move_out(zone, r, batch.batch_id, now)
+        if progress:
+            progress("archive", i, len(ordered))
+    batch.results = ordered
+    return batch
+
+
+@dataclass
+class _Part:
+    """Rows for one table from one bundle, and the predicate of what they replace."""
+
+    bundle: str
+    predicate: str
+    rows: pl.DataFrame | None
+
+
+class _Writer:
+    def __init__(self, lake: str, batch: BatchResult) -> None:
+        self.lake = lake
+        self.batch = batch
+
+    def commit(self, table: str, parts: list[_Part]) -> int | None:
+        if not parts:
+            return None
+        frames = [p.rows for p in parts if p.rows is not None and p.rows.height]
+        predicate = P.any_of(sorted({p.predicate for p in parts}))
+        spec = FACT_TABLES[table]
+        if frames:
+            df = pl.concat(frames, how="diagonal_relaxed")
+            order = [c for c in ("market", "date", *spec.sort_by) if c in df.columns]
+            data = df.sort(order).to_arrow()
+        else:
+            data = None
+        runs = sorted({p.bundle for p in parts})
+        return self.write(table, data, predicate, runs)
+
+    def write(self, table: str, data, predicate: str | None, runs: list[str]) -> int | None:
+        if data is None:
+            data = _empty_like(self.lake, table)
+            if data is None:
+                return None  # nothing stored, nothing to delete
+        version = delta.write(self.lake, table, data, predicate=predicate, metadata={
+            "btlake.batch": self.batch.batch_id, "btlake.runs": runs[:1000],
+            "btlake.run_count": str(len(runs))})
+        self.batch.commits.setdefault(table, []).append(version)
+        return version
+
+
+def _empty_like(lake: str, table: str):
+    dt = delta.open_table(lake, table)
+    if dt is None:
+        return None
+    import pyarrow as pa
+
+    schema = pa.schema(dt.schema().to_arrow())
+    return schema.empty_table()
+
+
+def _stored_runs(lake: str, run_ids: list[str]) -> dict[str, dict]:
+    """Hash, dates and per-table row counts of the runs already in the lake, by run id."""
+    if not run_ids:
+        return {}
+    lf = scan(lake, RUNS)
+    if lf is None:
+        return {}
+    df = lf.filter(pl.col("run_id").is_in(run_ids)).select(
+        "run_id", "content_hash", "date", "rows").collect()
+    out: dict[str, dict] = {}
+    for row in df.iter_rows(named=True):
+        entry = out.setdefault(row["run_id"], {"dates": [], "rows": row["rows"] or {}})
+        entry["content_hash"] = row["content_hash"]
+        entry["dates"].append(row["date"])
+    return out
+
+
+def _run_writes(bundles: list[LoadedBundle], stored: dict[str, dict]
+                ) -> dict[str, list[_Part]]:
+    """Per table, the rows of new or changed runs and a predicate covering every row those runs
+    have or had there (old dates included, so a run whose date moved leaves nothing behind)."""
+    out: dict[str, list[_Part]] = {}
+    for table, spec in FACT_TABLES.items():
+        if spec.scope is Scope.MARKET:
+            continue
+        for b in bundles:
+            rows = b.run_tables.get(table)
+            previous = stored.get(b.run_id)
+            had_rows = bool(previous and (previous["rows"] or {}).get(table))
+            if rows is None and not had_rows:
+                continue
+            dates = {b.manifest.created_at.date(), *(previous["dates"] if previous else [])}
+            predicate = P.all_of(P.is_in("date", dates), P.eq("run_id", b.run_id))
+            out.setdefault(table, []).append(_Part(b.name, predicate, rows))
+    return out
+
+
+def _market_writes(lake: str, bundles: list[LoadedBundle], results: dict[str, BundleResult],
+                   progress: Progress | None) -> dict[str, list[list[_Part]]]:
+    """Per table, waves of slice replacements; unchanged slices are left out entirely."""
+    out: dict[str, list[list[_Part]]] = {}
+    per_bundle: dict[str, list[str]] = {}
+    for table in FACT_TABLES:
+        slices = [s for b in bundles if table in b.market_tables
+                  for s in slices_of(b.name, table, b.market_tables[table])]
+        if not slices:
+            continue
+        for wave in plan_waves(slices):
+            stored = _stored_slices(lake, table, wave)
+            parts = []
+            for s in wave:
+                status = compare(s, stored.filter(s.filter_expr()) if stored is not None
+                                 else stored_empty())
+                per_bundle.setdefault(s.bundle, []).append(status)
+                results[s.bundle].slices.append({**s.describe(), "status": status})
+                if status != "unchanged":
+                    parts.append(_Part(s.bundle, s.predicate(), s.rows))
+            if parts:
+                out.setdefault(table, []).append(parts)
+    for b in bundles:
+        if b.manifest.is_backtest:
+            continue
+        statuses = per_bundle.get(b.name, [])
+        if statuses and all(s == "unchanged" for s in statuses):
+            results[b.name].status = "unchanged"
+        elif statuses and all(s == "ingested" for s in statuses):
+            results[b.name].status = "ingested"
+        elif statuses:
+            results[b.name].status = "replaced"
+    return out
+
+
+def stored_empty() -> pl.DataFrame:
+    return pl.DataFrame()
+
+
+def _stored_slices(lake: str, table: str, wave: list[Slice]) -> pl.DataFrame | None:
+    lf = scan(lake, table)
+    if lf is None:
+        return None
+    expr = wave[0].filter_expr()
+    for s in wave[1:]:
+        expr |= s.filter_expr()
+    return lf.filter(expr).collect()
+
+
+def _refused_result(refusal: BundleRefused, zone: LandingZone) -> BundleResult:
+    return BundleResult(refusal.bundle, "quarantined", error=str(refusal),
+                        reason={"bundle": refusal.bundle, **refusal.reason()},
+                        source_uri=zone.location(printable(refusal.bundle)))
+
+
+def _move_out(zone: LandingZone, result: BundleResult, batch_id: str, now: datetime) -> None:
+    assert result.destination_uri is not None
+    zone.move_to(result.bundle, result.destination_uri)
+    if result.status == "quarantined":
+        destinations.write_reason(result.destination_uri, {
+            **(result.reason or {}), "error": result.error, "batch_id": batch_id,
+            "quarantined_at": now.isoformat()})

@@ -1,0 +1,82 @@
+"""One interface over the place bundles land, so ingestion and the sensor never care whether it
+is a local folder or an object-store prefix.
+
+Only bundle names that passed the run-id rule, or that the zone itself listed, are ever joined
+into a path; file names come from a checked manifest or from the zone's own listing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from btlake_pipelines.settings import is_object_store, landing_uri
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One name inside a bundle folder, as the zone sees it (symlinks are not followed)."""
+
+    name: str
+    kind: str  # "file", "dir", "symlink" or "other"
+    size: int
+    mtime_ns: int
+
+
+class LandingZone(ABC):
+    """Where bundles wait to be ingested. Handled bundles leave it (archive or quarantine),
+    so listing it costs what is pending, not what was ever landed."""
+
+    uri: str
+
+    @abstractmethod
+    def bundle_names(self) -> list[str]:
+        """Every top-level folder name, complete or not, sorted."""
+
+    @abstractmethod
+    def has_manifest(self, name: str) -> bool:
+        """Whether the bundle is complete (its manifest, written last, is there)."""
+
+    @abstractmethod
+    def entries(self, name: str) -> dict[str, Entry]:
+        """The names directly inside a bundle folder."""
+
+    @abstractmethod
+    def read_bytes(self, name: str, file_name: str) -> bytes:
+        """The whole content of one file of a bundle."""
+
+    @abstractmethod
+    def write_file(self, name: str, file_name: str, source: BinaryIO) -> None:
+        """Write one file of a bundle, atomically (temporary name, then rename/commit)."""
+
+    @abstractmethod
+    def move_to(self, name: str, target_uri: str) -> None:
+        """Move a whole bundle folder to ``target_uri`` (in the lake's archive or quarantine).
+
+        The copy at the target is complete before the landing copy is removed, so a crash
+        leaves the bundle in landing (handled again, idempotently), never nowhere."""
+
+    def is_link(self, name: str) -> bool:
+        """Whether the bundle folder itself is a symbolic link (refused, never followed)."""
+        return False
+
+    def location(self, name: str) -> str:
+        return f"{self.uri}/{name}"
+
+    def complete_bundles(self) -> list[str]:
+        return [n for n in self.bundle_names() if self.has_manifest(n)]
+
+
+def open_landing(uri: str | None = None) -> LandingZone:
+    """The landing zone at ``uri`` (``--landing`` / ``BTLAKE_LANDING`` / the default)."""
+    resolved = landing_uri(uri)
+    if is_object_store(resolved):
+        from btlake_pipelines.landing.s3 import S3LandingZone
+
+        return S3LandingZone(resolved)
+    from btlake_pipelines.landing.local import LocalLandingZone
+
+    return LocalLandingZone(resolved)

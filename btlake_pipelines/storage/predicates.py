@@ -1,0 +1,59 @@
+"""The one place that turns values into Delta (DataFusion SQL) predicate text.
+
+Every value is a quoted literal with quotes doubled; column names are btlake's own constants,
+never user text. Values with characters a SQL literal cannot carry safely are rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+_FORBIDDEN = {"\x00"}
+
+
+def literal(value: str | date | datetime | int | float) -> str:
+    """A SQL literal for a string, date, UTC datetime or number."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return f"'{value.strftime('%Y-%m-%dT%H:%M:%S.%f')}Z'"
+    if isinstance(value, date):
+        return f"'{value.isoformat()}'"
+    if any(ch in value for ch in _FORBIDDEN):
+        raise ValueError("a NUL character cannot be used in a predicate value")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def eq(column: str, value) -> str:
+    return f"{column} = {literal(value)}"
+
+
+def is_in(column: str, values: Iterable) -> str:
+    items = sorted({literal(v) for v in values})
+    if not items:
+        return "false"
+    if len(items) == 1:
+        return f"{column} = {items[0]}"
+    return f"{column} IN ({', '.join(items)})"
+
+
+def between(column: str, low, high) -> str:
+    """``low <= column <= high``, both inclusive."""
+    return f"{column} >= {literal(low)} AND {column} <= {literal(high)}"
+
+
+def all_of(*parts: str) -> str:
+    parts = tuple(p for p in parts if p)
+    return " AND ".join(f"({p})" if " OR " in p else p for p in parts) or "true"
+
+
+def any_of(parts: Iterable[str]) -> str:
+    parts = [p for p in parts if p]
+    if not parts:
+        return "false"
+    if len(parts) == 1:
+        return parts[0]
+    return " OR ".join(f"({p})" for p in parts)
