@@ -37,7 +37,9 @@ NS_PER_MINUTE = 60_000_000_000
 NS_PER_DAY = 86_400_000_000_000
 TIMEFRAME_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "1h": 60}
 INITIAL_CASH = 100_000.0
-DEFAULT_CREATED_AT = datetime(2024, 6, 3, 21, 0, tzinfo=UTC)
+_MAX_SPAN_MINUTES = 100 * 365 * 24 * 60
+# Early November: New York runs straddle the end of daylight saving (CSV offsets -04:00, -05:00).
+DEFAULT_CREATED_AT = datetime(2024, 11, 4, 21, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def synthetic_backtest(
     strategy = list(STRATEGIES)[run_index % len(STRATEGIES)]
     market = list(MARKETS)[(run_index // len(STRATEGIES)) % len(MARKETS)]
     spec = MARKETS[market]
-    params = _pick_params(rng, strategy, spec)
+    params = _pick_params(rng, strategy, spec, n_equity)
     created = created_at.astimezone(UTC) if created_at.tzinfo else created_at.replace(tzinfo=UTC)
 
     legs = _pick_legs(rng, spec, 2 if strategy == "pairs" else 1)
@@ -221,12 +223,16 @@ def write_demo_bundles(
 # --- parameters, prices and fills ------------------------------------------------------------
 
 
-def _pick_params(rng: np.random.Generator, strategy: str, spec: MarketSpec) -> dict[str, Any]:
+def _pick_params(rng: np.random.Generator, strategy: str, spec: MarketSpec,
+                 n_bars: int) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, grid in STRATEGIES[strategy].items():
-        value = grid[int(rng.integers(len(grid)))]
-        params[name] = value.item() if isinstance(value, np.generic) else value
-    params["timeframe"] = spec.timeframes[int(rng.integers(len(spec.timeframes)))]
+        params[name] = grid[int(rng.integers(len(grid)))]
+    # Huge benchmark runs fall back to short bars so timestamps stay within a century.
+    fits = [tf for tf in spec.timeframes if n_bars * TIMEFRAME_MINUTES[tf] <= _MAX_SPAN_MINUTES]
+    if not fits:
+        raise ValueError(f"{n_bars} bars do not fit in a century even at 1-minute bars")
+    params["timeframe"] = fits[int(rng.integers(len(fits)))]
     params["fee_bps"] = float(rng.choice([0.1, 0.2, 0.5, 1.0]))
     params["initial_cash"] = INITIAL_CASH
     return params
@@ -422,8 +428,8 @@ def _mark_to_market(fills: _Fills, closes: np.ndarray, spec: MarketSpec,
 
 
 def _quantity(lots: np.ndarray, lot: float) -> np.ndarray:
-    """Lots to a quantity, rounded so identical lots give identical, tidy floats."""
-    return np.round(np.asarray(lots, dtype=np.float64) * lot, 8)
+    """Lots to a quantity, exact in decimal (``123 * 1e-5`` would not be)."""
+    return np.asarray(lots, dtype=np.float64) / np.round(1.0 / lot)
 
 
 # --- tables and manifest ---------------------------------------------------------------------
@@ -445,7 +451,7 @@ def _timestamp_type(run_index: int, spec: MarketSpec) -> pa.DataType:
         pa.timestamp("ms"),  # no zone: UTC by the contract
         pa.timestamp("us", tz=spec.local_tz),
     )
-    return variants[(run_index + run_index // 4) % len(variants)]
+    return variants[(run_index + run_index // 2) % len(variants)]
 
 
 def _timestamps(epoch_ns: np.ndarray, ts_type: pa.TimestampType) -> pa.Array:
@@ -570,66 +576,98 @@ def synthetic_ticks(
 ) -> pa.Table:
     """``n_rows`` tick rows sorted by ``ts`` (timestamp[ns, UTC], with real nanosecond digits).
 
-    Rows are split evenly over markets; each market trades in its UTC session of every calendar
-    day (equity venues 13:30-20:00, crypto all day; unknown market names trade all day) and
-    picks symbols uniformly. Each symbol's price is a geometric random walk in time order,
-    rounded to the tick. Fully vectorised (one sort of the timestamps, one stable sort by
-    symbol), so 20 million rows take seconds.
+    Arrival times are a Poisson-like stream over the hours when at least one requested market is
+    open (equity venues 13:30-20:00 UTC on every calendar day, crypto and unknown names all
+    day); each row goes to one of the markets open at that moment and to a uniformly drawn
+    symbol of it. Each symbol's price is a geometric random walk in time order, rounded to the
+    tick. Everything is vectorised and times come out sorted by construction, so the only sort
+    is a radix sort of small symbol codes: 20 million rows take a few seconds.
     """
     if n_rows < 0 or days < 1 or symbols_per_market < 1 or not markets:
         raise ValueError("need n_rows >= 0, days >= 1, symbols_per_market >= 1 and markets")
     rng = np.random.default_rng(seed)
+    specs = [MARKETS.get(market) for market in markets]
+    sessions = np.array([spec.session_utc if spec else (0.0, 24.0) for spec in specs]) * 3.6e12
     start_ns = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()) * 10**9
-    counts = np.full(len(markets), n_rows // len(markets))
-    counts[: n_rows % len(markets)] += 1
+    day_offset, time_of_day = _arrival_times(rng, n_rows, days, sessions.astype(np.int64))
+    market = _open_market(rng, time_of_day, sessions)
+    code_type = np.int16 if len(markets) * symbols_per_market < 2**15 else np.int32
+    symbol = (market.astype(code_type) * symbols_per_market
+              + rng.integers(0, symbols_per_market, n_rows, dtype=code_type))
 
-    names, start_price, tick, tick_vol, lot = [], [], [], [], []
-    ts_parts, sym_parts = [], []
-    for market, count in zip(markets, counts, strict=True):
-        spec = MARKETS.get(market)
-        session = spec.session_utc if spec else (0.0, 24.0)
-        offset = len(names)
+    names, price0, tick, vol, lot, size_scale = [], [], [], [], [], []
+    for market_name, spec in zip(markets, specs, strict=True):
         for i in range(symbols_per_market):
             known = spec.symbols[i] if spec and i < len(spec.symbols) else None
-            names.append(known[0] if known else f"{market}_{i:04d}")
-            start_price.append(known[1] if known else float(rng.uniform(10, 500)))
+            names.append(known[0] if known else f"{market_name}_{i:04d}")
+            price0.append(known[1] if known else float(rng.uniform(10, 500)))
             tick.append(spec.tick if spec else 0.01)
-            tick_vol.append(4e-5 if not spec or spec.lot == 1.0 else 1e-4)
             lot.append(spec.lot if spec else 1.0)
-        window = int((session[1] - session[0]) * 3600 * 10**9)
-        moment = rng.integers(0, window * days, size=count, dtype=np.int64)
-        ts_parts.append(start_ns + (moment // window) * NS_PER_DAY
-                        + int(session[0] * 3600 * 10**9) + moment % window)
-        sym_parts.append(offset + rng.integers(0, symbols_per_market, size=count, dtype=np.int32))
+            vol.append(4e-5 if lot[-1] == 1.0 else 1e-4)  # per-tick std of log price
+            size_scale.append(120.0 if lot[-1] == 1.0 else 2_500.0 / price0[-1])
 
-    ts = np.concatenate(ts_parts) if ts_parts else np.empty(0, np.int64)
-    order = np.argsort(ts, kind="stable")
-    ts = ts[order]
-    symbol = (np.concatenate(sym_parts) if sym_parts else np.empty(0, np.int32))[order]
-    price = _tick_prices(rng, symbol, np.array(start_price), np.array(tick), np.array(tick_vol))
-    lots = np.array(lot)[symbol]
-    size = np.where(lots == 1.0, np.ceil(rng.pareto(1.5, ts.size) * 20),
-                    np.round(rng.exponential(0.05, ts.size), 5))
-    market_of = np.repeat(np.arange(len(markets), dtype=np.int32), symbols_per_market)
+    price = _tick_prices(rng, symbol, np.array(price0), np.array(tick), np.array(vol))
+    per_lot = np.round(1.0 / np.array(lot))
+    size = (np.round(rng.exponential(size=n_rows) * np.array(size_scale)[symbol] * per_lot[symbol])
+            / per_lot[symbol])
+    ts = start_ns + day_offset * NS_PER_DAY + time_of_day
     return pa.table({
         "ts": pa.array(ts, type=pa.timestamp("ns", tz="UTC")),
         "symbol": _strings(names, symbol),
-        "market": _strings(list(markets), market_of[symbol]),
+        "market": _strings(list(markets), market),
         "price": price,
         "size": size,
     })
+
+
+def _arrival_times(rng: np.random.Generator, n_rows: int, days: int,
+                   sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (day, ns-of-day) arrivals spread uniformly over the union of the sessions.
+
+    A cumulative sum of exponential gaps is sorted by construction; it is scaled onto the open
+    time of all days and mapped back to clock time through the merged session windows.
+    """
+    merged: list[list[int]] = []
+    for begin, end in sorted(sessions.tolist()):
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    window = np.array(merged, dtype=np.int64)
+    edges = np.concatenate(([0], np.cumsum(window[:, 1] - window[:, 0])))
+    open_per_day = int(edges[-1])
+    arrivals = np.cumsum(rng.exponential(size=n_rows))
+    total = float(arrivals[-1]) if n_rows else 1.0
+    position = np.floor(arrivals * (days * open_per_day / (total * (1 + 1e-12)))).astype(np.int64)
+    day, in_day = np.divmod(position, open_per_day)
+    slot = np.searchsorted(edges, in_day, side="right") - 1
+    return day, window[slot, 0] + in_day - edges[slot]
+
+
+def _open_market(rng: np.random.Generator, time_of_day: np.ndarray,
+                 sessions: np.ndarray) -> np.ndarray:
+    """For each row, one market drawn uniformly among those open at its time of day."""
+    is_open = [(time_of_day >= begin) & (time_of_day < end) for begin, end in sessions]
+    n_open = np.sum(is_open, axis=0)
+    pick = (rng.random(time_of_day.size) * n_open).astype(np.int64)
+    market = np.zeros(time_of_day.size, dtype=np.int32)
+    seen = np.zeros(time_of_day.size, dtype=np.int64)
+    for index, open_now in enumerate(is_open):
+        market[open_now & (seen == pick)] = index
+        seen += open_now
+    return market
 
 
 def _tick_prices(rng: np.random.Generator, symbol: np.ndarray, start_price: np.ndarray,
                  tick: np.ndarray, tick_vol: np.ndarray) -> np.ndarray:
     """Per-symbol random walks over rows already in time order, with one grouped cumsum."""
     by_symbol = np.argsort(symbol, kind="stable")  # keeps time order inside each symbol
-    steps = rng.standard_normal(symbol.size) * tick_vol[symbol[by_symbol]]
-    walk = np.cumsum(steps)
     counts = np.bincount(symbol, minlength=start_price.size)
+    steps = rng.standard_normal(symbol.size) * np.repeat(tick_vol, counts)
+    walk = np.cumsum(steps)
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))
     before_group = np.concatenate(([0.0], walk))[first]  # the running sum each group starts on
-    log_price = walk - np.repeat(before_group, counts) + np.log(start_price[symbol[by_symbol]])
+    log_price = walk + np.repeat(np.log(start_price) - before_group, counts)
     price = np.empty(symbol.size)
     price[by_symbol] = np.exp(log_price)
     step = tick[symbol]
@@ -637,5 +675,7 @@ def _tick_prices(rng: np.random.Generator, symbol: np.ndarray, start_price: np.n
 
 
 def _to_tick(price: np.ndarray, tick: float | np.ndarray) -> np.ndarray:
-    """Round to the tick, then to 10 decimals so 178.7 is not stored as 178.70000000000002."""
-    return np.round(np.round(price / tick) * tick, 10)
+    """Round to the tick by dividing by its inverse, so 178.7 is stored as 178.7, not
+    178.70000000000002 (``round(p / 0.01) * 0.01`` would leave that artefact)."""
+    per_unit = np.round(1.0 / np.asarray(tick))
+    return np.round(price * per_unit) / per_unit

@@ -115,9 +115,9 @@ def ingest(lake: str, zone: LandingZone, names: list[str] | None = None, *,
                 results[bundle_name].tables[table] = version
 
     if changed_runs:
-        versions = {t: v[-1] for t, v in batch.commits.items()}
-        rows = run_rows(changed_runs, versions=versions, archive=archive, ingested_at=now,
-                        batch_id=batch.batch_id)
+        rows = run_rows(changed_runs, versions={b.name: results[b.name].tables
+                                                for b in changed_runs},
+                        archive=archive, ingested_at=now, batch_id=batch.batch_id)
         old_dates = {d for b in changed_runs for d in stored.get(b.run_id, {}).get("dates", [])}
         predicate = P.all_of(P.is_in("date", old_dates | {b.manifest.created_at.date()
                                                           for b in changed_runs}),
@@ -151,6 +151,7 @@ class _Part:
     bundle: str
     predicate: str
     rows: pl.DataFrame | None
+    removed: int = 0  # stored rows the predicate replaces, for history
 
 
 class _Writer:
@@ -171,16 +172,17 @@ class _Writer:
         else:
             data = None
         runs = sorted({p.bundle for p in parts})
-        return self.write(table, data, predicate, runs)
+        return self.write(table, data, predicate, runs, removed=sum(p.removed for p in parts))
 
-    def write(self, table: str, data, predicate: str | None, runs: list[str]) -> int | None:
+    def write(self, table: str, data, predicate: str | None, runs: list[str], *,
+              removed: int = 0) -> int | None:
         if data is None:
             data = _empty_like(self.lake, table)
             if data is None:
                 return None  # nothing stored, nothing to delete
         version = delta.write(self.lake, table, data, predicate=predicate, metadata={
             "btlake.batch": self.batch.batch_id, "btlake.runs": runs[:1000],
-            "btlake.run_count": str(len(runs))})
+            "btlake.run_count": str(len(runs)), "btlake.rows_removed": str(removed)})
         self.batch.commits.setdefault(table, []).append(version)
         return version
 
@@ -228,7 +230,8 @@ def _run_writes(bundles: list[LoadedBundle], stored: dict[str, dict]
                 continue
             dates = {b.manifest.created_at.date(), *(previous["dates"] if previous else [])}
             predicate = P.all_of(P.is_in("date", dates), P.eq("run_id", b.run_id))
-            out.setdefault(table, []).append(_Part(b.name, predicate, rows))
+            removed = int((previous["rows"] or {}).get(table) or 0) if previous else 0
+            out.setdefault(table, []).append(_Part(b.name, predicate, rows, removed))
     return out
 
 
@@ -246,12 +249,12 @@ def _market_writes(lake: str, bundles: list[LoadedBundle], results: dict[str, Bu
             stored = _stored_slices(lake, table, wave)
             parts = []
             for s in wave:
-                status = compare(s, stored.filter(s.filter_expr()) if stored is not None
-                                 else stored_empty())
+                before = stored.filter(s.filter_expr()) if stored is not None else pl.DataFrame()
+                status = compare(s, before)
                 per_bundle.setdefault(s.bundle, []).append(status)
                 results[s.bundle].slices.append({**s.describe(), "status": status})
                 if status != "unchanged":
-                    parts.append(_Part(s.bundle, s.predicate(), s.rows))
+                    parts.append(_Part(s.bundle, s.predicate(), s.rows, before.height))
             if parts:
                 out.setdefault(table, []).append(parts)
     for b in bundles:
@@ -265,10 +268,6 @@ def _market_writes(lake: str, bundles: list[LoadedBundle], results: dict[str, Bu
         elif statuses:
             results[b.name].status = "replaced"
     return out
-
-
-def stored_empty() -> pl.DataFrame:
-    return pl.DataFrame()
 
 
 def _stored_slices(lake: str, table: str, wave: list[Slice]) -> pl.DataFrame | None:

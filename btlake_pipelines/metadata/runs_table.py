@@ -22,10 +22,11 @@ _COUNTS = pa.struct([(t, pa.int64()) for t in VERSIONED_TABLES])
 TS = pa.timestamp("us", "UTC")
 
 
-def run_rows(bundles: list[LoadedBundle], *, versions: dict[str, int], archive: dict[str, str],
-             ingested_at: datetime, batch_id: str) -> pa.Table:
-    """The ``runs`` rows for runs written in one batch (``versions``: table -> version)."""
-    rows = [_row(b, versions, archive[b.name], ingested_at, batch_id) for b in bundles]
+def run_rows(bundles: list[LoadedBundle], *, versions: dict[str, dict[str, int]],
+             archive: dict[str, str], ingested_at: datetime, batch_id: str) -> pa.Table:
+    """The ``runs`` rows for runs written in one batch (``versions``: bundle -> table ->
+    the version that holds the run's rows there)."""
+    rows = [_row(b, versions[b.name], archive[b.name], ingested_at, batch_id) for b in bundles]
     columns: dict[str, pa.Array] = {}
     plain = {
         "run_id": pa.string(), "strategy_id": pa.string(), "created_at": TS, "kind": pa.string(),

@@ -1,0 +1,87 @@
+"""``Lake``: the Python API over one lake root. The CLI and the HTTP API call these methods.
+
+A ``Lake`` is cheap to create and worth keeping: it caches open tables and the runs table and
+refreshes them only when a new commit exists, so repeated searches cost a filter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from btlake_pipelines.settings import lake_uri
+from btlake_pipelines.storage.catalog import Catalog
+
+
+class Lake:
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = lake_uri(uri)
+        self.catalog = Catalog(self.uri)
+
+    def __repr__(self) -> str:
+        return f"Lake({self.uri!r})"
+
+    def runs(self, *, strategy: str | None = None, market: str | list[str] | None = None,
+             since: datetime | str | None = None, until: datetime | str | None = None,
+             where: str | None = None, order_by: str | None = None, desc: bool = False,
+             limit: int | None = None, offset: int = 0) -> pa.Table:
+        """Runs matching every filter, most recent first unless ``order_by`` is given."""
+        return self.search(strategy=strategy, market=market, since=since, until=until,
+                           where=where, order_by=order_by, desc=desc, limit=limit,
+                           offset=offset)[0].to_arrow()
+
+    def search(self, **options: Any):
+        """(matching runs as a polars DataFrame, total matches before limit/offset)."""
+        from btlake_pipelines.query.search import search_runs
+
+        return search_runs(self.catalog, **options)
+
+    def read(self, table: str, *, run_id: str | list[str] | None = None,
+             strategy: str | None = None, market: str | list[str] | None = None,
+             symbol: str | list[str] | None = None, start: datetime | str | None = None,
+             end: datetime | str | None = None, columns: list[str] | None = None,
+             as_of: int | str | datetime | None = None) -> pa.Table:
+        """A slice of ``table``; ``start`` inclusive, ``end`` exclusive, on ``ts``."""
+        from btlake_pipelines.query.read import read_table
+
+        return read_table(self.catalog, table, run_id=run_id, strategy=strategy, market=market,
+                          symbol=symbol, start=start, end=end, columns=columns, as_of=as_of)
+
+    def history(self, table: str) -> pa.Table:
+        """The table's Delta versions, newest first."""
+        from btlake_pipelines.versions.history import table_history
+
+        return table_history(self.catalog, table)
+
+    def compare(self, run_a: str, run_b: str) -> dict[str, Any]:
+        """Params and metrics side by side, with trade and equity summaries."""
+        from btlake_pipelines.versions.compare import compare_runs
+
+        return compare_runs(self.catalog, run_a, run_b)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run's metadata snapshot."""
+        from btlake_pipelines.versions.compare import run_record
+
+        return run_record(self.catalog, run_id)
+
+    def run_versions(self, run_id: str) -> list[dict[str, Any]]:
+        """Every version of one run time travel can still reach, newest first."""
+        from btlake_pipelines.versions.run_versions import run_versions
+
+        return run_versions(self.catalog, run_id)
+
+    def ingest(self, landing: str | None = None, names: list[str] | None = None, *,
+               progress=None):
+        """Ingest complete bundles from landing now (the code path the sensor uses)."""
+        from btlake_pipelines.ingest.batch import ingest
+        from btlake_pipelines.landing.zone import open_landing
+
+        return ingest(self.uri, open_landing(landing), names, progress=progress)
+
+    def maintain(self, **options: Any):
+        from btlake_pipelines.storage.maintenance import maintain
+
+        return maintain(self.uri, **options)

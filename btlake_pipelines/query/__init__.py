@@ -1,0 +1,1 @@
+"""Query: run search with the predicate language, and slice reads with pruning."""

@@ -1,0 +1,138 @@
+"""Reading a slice of a table: filters pushed into the scan, a btlake-consistent view of runs,
+and exact nanosecond timestamps restored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+import pyarrow as pa
+
+from btlake_pipelines.bundles.timestamps import join_nanos
+from btlake_pipelines.contract.tables import ALL_TABLES, FACT_TABLES, NANOS_SUFFIX, Scope
+from btlake_pipelines.errors import NotFoundError, QueryError
+from btlake_pipelines.query.search import glob_to_regex
+from btlake_pipelines.storage.catalog import Catalog
+from btlake_pipelines.versions.time_travel import parse_as_of, parse_time
+
+
+def as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def check_table(table: str) -> None:
+    if table not in ALL_TABLES:
+        raise NotFoundError(f"unknown table {table!r}; tables: {', '.join(ALL_TABLES)}")
+
+
+def read_table(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
+               symbol=None, start=None, end=None, columns=None, as_of=None) -> pa.Table:
+    """The rows of ``table`` matching every filter given (see ``btlake read``)."""
+    lazy = scan_slice(catalog, table, run_id=run_id, strategy=strategy, market=market,
+                      symbol=symbol, start=start, end=end, columns=columns, as_of=as_of)
+    return join_nanos(lazy.collect().to_arrow())
+
+
+def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
+               symbol=None, start=None, end=None, columns=None, as_of=None) -> pl.LazyFrame:
+    """The lazy form of :func:`read_table` (timestamps still split), for streaming exports."""
+    check_table(table)
+    runs_ids, markets, symbols = as_list(run_id), as_list(market), as_list(symbol)
+    if isinstance(columns, str):
+        columns = [c.strip() for c in columns.split(",") if c.strip()]
+    begin = parse_time(start, what="start") if start is not None else None
+    finish = parse_time(end, what="end") if end is not None else None
+    version = parse_as_of(as_of) if as_of is not None else None
+
+    dt = catalog.table(table) if version is None else catalog.table_at(table, version)
+    if dt is None:
+        return _empty(table, columns)
+    lf = pl.scan_delta(dt)
+    schema = lf.collect_schema()
+    run_scoped = table in FACT_TABLES and FACT_TABLES[table].scope is not Scope.MARKET
+    has = schema.names()
+
+    def need(column: str, option: str) -> None:
+        if column not in has:
+            raise QueryError(f"{option} does not apply to table '{table}' (it has no "
+                             f"'{column}' column)")
+
+    conditions: list[pl.Expr] = []
+    if runs_ids:
+        need("run_id", "--run-id")
+        conditions.append(pl.col("run_id").is_in(runs_ids))
+        dates = _run_dates(catalog, runs_ids) if run_scoped else None
+        if dates is not None:
+            conditions.append(pl.col("date").is_in(dates))
+    if strategy:
+        need("strategy_id", "--strategy")
+        conditions.append(pl.col("strategy_id").str.contains(glob_to_regex(strategy)))
+    if markets:
+        need("market", "--market")
+        conditions.append(pl.col("market").is_in(markets))
+    if symbols:
+        need("symbol", "--symbol")
+        conditions.append(pl.col("symbol").is_in(symbols))
+    if begin is not None or finish is not None:
+        time_col = "ts" if "ts" in has else "created_at" if "created_at" in has else None
+        if time_col is None:
+            raise QueryError(f"--start/--end do not apply to table '{table}'")
+        if begin is not None:
+            conditions.append(pl.col(time_col) >= begin)
+        if finish is not None:
+            conditions.append(pl.col(time_col) < finish)
+        if table in FACT_TABLES and not run_scoped:
+            # market data is partitioned by the trading date of ts: prune whole days
+            if begin is not None:
+                conditions.append(pl.col("date") >= begin.date())
+            if finish is not None:
+                conditions.append(pl.col("date") <= finish.date())
+    for cond in conditions:
+        lf = lf.filter(cond)
+    if run_scoped and version is None:
+        lf = _visible_runs_only(catalog, lf)
+    return _project(lf, has, columns, table)
+
+
+def _run_dates(catalog: Catalog, run_ids: list[str]) -> list | None:
+    """The run-date partitions holding these runs, from the runs table (None: unknown)."""
+    runs = catalog.runs_frame()
+    if runs.is_empty():
+        return None
+    return runs.filter(pl.col("run_id").is_in(run_ids)).get_column("date").unique().to_list()
+
+
+def _visible_runs_only(catalog: Catalog, lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Keep market rows and rows of runs whose ``runs`` row records this exact content: a run
+    still being written, or half-replaced by a crashed batch, is not shown."""
+    runs = catalog.runs_frame()
+    if runs.is_empty():
+        return lf.filter(pl.col("run_id").is_null())
+    visible = runs.select(pl.col("run_id"), pl.col("content_hash").alias("run_hash")).lazy()
+    keep = lf.join(visible, on=["run_id", "run_hash"], how="semi")
+    return pl.concat([keep, lf.filter(pl.col("run_id").is_null())], how="vertical")
+
+
+def _project(lf: pl.LazyFrame, has: list[str], columns: list[str] | None,
+             table: str) -> pl.LazyFrame:
+    if not columns:
+        return lf
+    unknown = [c for c in columns if c not in has]
+    if unknown:
+        raise QueryError(f"unknown column(s) {', '.join(unknown)} in table '{table}'; columns: "
+                         f"{', '.join(c for c in has if not c.endswith(NANOS_SUFFIX))}")
+    keep = list(dict.fromkeys(columns))
+    keep += [c + NANOS_SUFFIX for c in columns if c + NANOS_SUFFIX in has]
+    return lf.select(keep)
+
+
+def _empty(table: str, columns: list[str] | None) -> pl.LazyFrame:
+    spec = FACT_TABLES.get(table)
+    names = list(columns or ([*spec.required_names, "market", "date"] if spec else []))
+    return pl.LazyFrame({n: [] for n in names})
+
+
+def ensure_datetime(value) -> datetime:
+    return parse_time(value)

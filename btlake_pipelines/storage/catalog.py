@@ -1,0 +1,82 @@
+"""A long-lived view of the lake's tables that stays current cheaply.
+
+Opening a Delta table replays its log; searching a million runs needs them in memory. The
+catalog keeps both and, before each use, checks only whether the next commit file exists (one
+``stat`` locally, one HEAD on S3), so a warm search costs a filter, not a table load.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime
+
+import polars as pl
+
+from btlake_pipelines.contract.tables import RUNS
+from btlake_pipelines.errors import NotFoundError, RetentionError
+from btlake_pipelines.settings import is_object_store
+from btlake_pipelines.storage import lake_files
+from btlake_pipelines.storage.delta import open_table, table_uri
+
+
+class Catalog:
+    def __init__(self, lake: str) -> None:
+        self.lake = lake
+        self._tables: dict[str, object] = {}
+        self._runs: tuple[int, pl.DataFrame] | None = None
+        self._lock = threading.RLock()
+
+    def table(self, name: str):
+        """The latest ``DeltaTable`` of ``name`` (None when the table does not exist yet)."""
+        with self._lock:
+            dt = self._tables.get(name)
+            if dt is None:
+                dt = open_table(self.lake, name)
+                if dt is not None:
+                    self._tables[name] = dt
+                return dt
+            if self._has_newer(name, dt.version()):
+                dt.update_incremental()
+            return dt
+
+    def table_at(self, name: str, as_of: int | datetime):
+        """A fresh ``DeltaTable`` of ``name`` loaded at a version or a point in time."""
+        from deltalake.exceptions import DeltaError
+
+        dt = open_table(self.lake, name)
+        if dt is None:
+            raise NotFoundError(f"table '{name}' has no data yet")
+        latest = dt.version()
+        if isinstance(as_of, int) and as_of > latest:
+            raise NotFoundError(f"table '{name}' has no version {as_of} (latest is {latest})")
+        try:
+            dt.load_as_version(as_of)
+        except (DeltaError, OSError, ValueError) as exc:
+            text = str(exc)
+            if isinstance(as_of, datetime) and ("earliest" in text or "before" in text
+                                                or "No commit" in text):
+                raise NotFoundError(f"table '{name}' did not exist at {as_of.isoformat()}"
+                                    ) from None
+            raise RetentionError(
+                f"version {as_of} of table '{name}' is no longer readable: its files or log "
+                "were removed by maintenance (vacuum) after the retention period") from None
+        return dt
+
+    def runs_frame(self) -> pl.DataFrame:
+        """The whole ``runs`` table in memory, reloaded only when it has a new version."""
+        with self._lock:
+            dt = self.table(RUNS)
+            if dt is None:
+                return pl.DataFrame()
+            version = dt.version()
+            if self._runs is None or self._runs[0] != version:
+                frame = pl.scan_delta(dt).collect()
+                self._runs = (version, frame)
+            return self._runs[1]
+
+    def _has_newer(self, name: str, version: int) -> bool:
+        log = f"{table_uri(self.lake, name)}/_delta_log/{version + 1:020d}.json"
+        if is_object_store(self.lake):
+            return lake_files.exists(log)
+        return os.path.exists(log)

@@ -1,0 +1,1 @@
+"""Versions: table history, time travel and run comparison."""
