@@ -41,8 +41,8 @@ def _json_text(data: pa.PolarsData) -> pl.LazyFrame:
     )
 
 
-FINITE = pa.Check(_finite, name="finite", error="must be finite (no NaN or infinity)")
-JSON_TEXT = pa.Check(_json_text, name="json", error="must be a JSON string")
+FINITE = pa.Check(_finite, name="finite")
+JSON_TEXT = pa.Check(_json_text, name="json")
 
 #: Value rules per table and column, as the contract states them.
 RULES: dict[str, dict[str, list[pa.Check]]] = {

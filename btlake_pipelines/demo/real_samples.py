@@ -63,6 +63,8 @@ def hftbacktest_tables(path: Path) -> dict[str, pa.Table]:
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         for number, line in enumerate(lines):
             recv, _, text = line.partition(" ")
+            if not text.strip():
+                continue
             message = json.loads(text)
             data = message.get("data", {})
             stream = message.get("stream", "")
@@ -320,14 +322,14 @@ def real_sample_bundles(samples: Path = SAMPLES) -> list[Bundle]:
          lambda: {"l2": binance_depth_l2(samples / "binance_btcusdt-depth-snap.csv",
                                          samples / "binance_btcusdt-depth-update.csv")}),
         ("binance-futures", "btcusdt", "book25", "BINANCE_FUTURES", "parquet",
-         "tardis/binance-futures_book_snapshot_25_BTCUSDT.csv",
+         "tardis/",
          lambda: {"l2": tardis_snapshot_l2(
              samples / "tardis_binance-futures_book_snapshot_25_BTCUSDT.csv")}),
         ("deribit", "btc-perpetual", "l2", "DERIBIT", "parquet",
          "tardis/deribit_incremental_book_L2_BTC-PERPETUAL.csv",
          lambda: {"l2": tardis_incremental_l2(
              samples / "tardis_deribit_incremental_book_L2_BTC-PERPETUAL.csv")}),
-        ("bitmex", "xbtusd", "trades", "BITMEX", "csv", "tardis/bitmex_trades_XBTUSD.csv",
+        ("bitmex", "xbtusd", "trades", "BITMEX", "csv", "tardis/",
          lambda: {"ticks": tardis_trades_ticks(samples / "tardis_bitmex_trades_XBTUSD.csv")}),
     ]
     for venue, symbol, what, market, file_format, path, load in sources:

@@ -302,6 +302,8 @@ def _simulate_fills(rng: np.random.Generator, strategy: str, params: dict[str, A
     group = np.cumsum(group_start) - 1
     direction = _directions(strategy, params, closes, bars[group_start])
     direction = _with_skill(rng, direction, closes, bars[group_start], _exit_bars(bars, group))
+    if params.get("mode") == "long_only" or params.get("allow_short") is False:
+        direction[:] = 1
     signal = direction[group] if decisions else np.empty(0, np.int64)
     unit = _unit_lots(closes[:, 0], spec.lot, n_legs)
 
@@ -349,10 +351,7 @@ def _directions(strategy: str, params: dict[str, Any], closes: np.ndarray,
         score = -move[0]
     else:
         score = move[0]
-    direction = np.where(score >= 0, 1, -1).astype(np.int64)
-    if params.get("mode") == "long_only" or params.get("allow_short") is False:
-        direction[:] = 1
-    return direction
+    return np.where(score >= 0, 1, -1).astype(np.int64)
 
 
 def _exit_bars(bars: np.ndarray, group: np.ndarray) -> np.ndarray:

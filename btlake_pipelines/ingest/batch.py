@@ -103,16 +103,10 @@ def ingest(lake: str, zone: LandingZone, names: list[str] | None = None, *,
     archive = {b.name: destinations.archive_uri(lake, b.run_id, b.content_hash, now)
                for b in good}
     writer = _Writer(lake, batch)
-    writes = _market_writes(lake, market_bundles, results, progress)
-    for table, parts in _run_writes(changed_runs, stored).items():
-        writes.setdefault(table, [[]])[0].extend(parts)
+    run_parts = _run_writes(changed_runs, stored)
     for table in FACT_TABLES:
-        for wave in writes.get(table, []):
-            version = writer.commit(table, wave)
-            if version is None:
-                continue
-            for bundle_name in {p.bundle for p in wave}:
-                results[bundle_name].tables[table] = version
+        _write_table(writer, table, market_bundles, run_parts.get(table, []), results)
+    _settle_market_statuses(market_bundles, results)
 
     if changed_runs:
         rows = run_rows(changed_runs, versions={b.name: results[b.name].tables
@@ -235,39 +229,44 @@ def _run_writes(bundles: list[LoadedBundle], stored: dict[str, dict]
     return out
 
 
-def _market_writes(lake: str, bundles: list[LoadedBundle], results: dict[str, BundleResult],
-                   progress: Progress | None) -> dict[str, list[list[_Part]]]:
-    """Per table, waves of slice replacements; unchanged slices are left out entirely."""
-    out: dict[str, list[list[_Part]]] = {}
-    per_bundle: dict[str, list[str]] = {}
-    for table in FACT_TABLES:
-        slices = [s for b in bundles if table in b.market_tables
-                  for s in slices_of(b.name, table, b.market_tables[table])]
-        if not slices:
+def _write_table(writer: _Writer, table: str, bundles: list[LoadedBundle],
+                 run_parts: list[_Part], results: dict[str, BundleResult]) -> None:
+    """All of this batch's rows for ``table``: usually one commit. Market-data slices that
+    overlap an earlier bundle's slice in the same batch go in a later commit (a wave), after
+    the earlier one is stored, so the later bundle's replacement is applied on top of it."""
+    slices = [s for b in bundles if table in b.market_tables
+              for s in slices_of(b.name, table, b.market_tables[table])]
+    waves = plan_waves(slices) or [[]]
+    for i, wave in enumerate(waves):
+        parts = list(run_parts) if i == 0 else []
+        stored = _stored_slices(writer.lake, table, wave) if wave else None
+        for s in wave:
+            before = stored.filter(s.filter_expr()) if stored is not None else pl.DataFrame()
+            status = compare(s, before)
+            results[s.bundle].slices.append({**s.describe(), "status": status})
+            if status != "unchanged":
+                parts.append(_Part(s.bundle, s.predicate(), s.rows, before.height))
+        version = writer.commit(table, parts)
+        if version is None:
             continue
-        for wave in plan_waves(slices):
-            stored = _stored_slices(lake, table, wave)
-            parts = []
-            for s in wave:
-                before = stored.filter(s.filter_expr()) if stored is not None else pl.DataFrame()
-                status = compare(s, before)
-                per_bundle.setdefault(s.bundle, []).append(status)
-                results[s.bundle].slices.append({**s.describe(), "status": status})
-                if status != "unchanged":
-                    parts.append(_Part(s.bundle, s.predicate(), s.rows, before.height))
-            if parts:
-                out.setdefault(table, []).append(parts)
+        for name in {p.bundle for p in parts}:
+            results[name].tables[table] = version
+
+
+def _settle_market_statuses(bundles: list[LoadedBundle], results: dict[str, BundleResult]
+                            ) -> None:
+    """A market_data bundle is ``ingested`` when nothing was stored in its ranges,
+    ``unchanged`` when every stored slice was identical, ``replaced`` otherwise."""
     for b in bundles:
         if b.manifest.is_backtest:
             continue
-        statuses = per_bundle.get(b.name, [])
+        statuses = [s["status"] for s in results[b.name].slices]
         if statuses and all(s == "unchanged" for s in statuses):
             results[b.name].status = "unchanged"
         elif statuses and all(s == "ingested" for s in statuses):
             results[b.name].status = "ingested"
         elif statuses:
             results[b.name].status = "replaced"
-    return out
 
 
 def _stored_slices(lake: str, table: str, wave: list[Slice]) -> pl.DataFrame | None:

@@ -152,3 +152,7 @@ def _exit(code: int) -> NoReturn:
 
 def print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, default=str, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

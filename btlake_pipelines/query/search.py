@@ -71,7 +71,8 @@ def run_filters(schema: pl.Schema, *, strategy=None, market=None, since=None, un
 
 def glob_to_regex(pattern: str) -> str:
     """A shell glob (``*``, ``?``, ``[...]``) as an anchored regex; matching is case-sensitive."""
-    return "(?s)^" + fnmatch.translate(pattern).removeprefix("(?s:").removesuffix(")\\z") + "$"
+    translated = fnmatch.translate(pattern)  # "(?s:...)\Z"; Rust regex spells the end "\z"
+    return translated[: -len("\\Z")] + "\\z" if translated.endswith("\\Z") else translated
 
 
 def _order(frame: pl.DataFrame, order_by: str | None, desc: bool) -> pl.DataFrame:

@@ -128,12 +128,15 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 if __name__ == "__main__":
     import signal
+    import sys
 
+    # Ctrl-C or kill: leave through the context manager, which stops the server. Both set
+    # explicitly, since a shell's background job starts with SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(0))
     with running_postgres() as settings:
         for k, v in settings.items():
             print(f"export {k}={v}")
         print("# PostgreSQL is running; Ctrl-C stops it and deletes its data.", flush=True)
-        try:
+        while True:
             signal.pause()
-        except KeyboardInterrupt:
-            pass
