@@ -12,6 +12,7 @@ from btlake_pipelines.interfaces.cli import print_json
 from btlake_pipelines.interfaces.formatting import (
     compact,
     csv_text,
+    printable_rows,
     text_table,
     write_table,
 )
@@ -71,14 +72,38 @@ def cmd_runs(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         text = _runs_csv(records)
     else:
-        rows = [{**r, "markets": ",".join(r.get("markets") or []),
-                 "params": compact(r.get("params")), "metrics": compact(r.get("metrics"))}
-                for r in records]
-        cols = ["run_id", "strategy_id", "created_at", "markets", "params", "metrics"]
-        text = text_table(rows, cols) + f"\n{total} run(s)" + (
-            f", showing {len(records)}" if len(records) < total else "")
+        text = _runs_text(records, total, args.where or "", args.order_by or "")
     _emit(text, args.out)
     return 0
+
+
+_KEY_METRICS = ("sharpe", "total_return", "max_drawdown")
+
+
+def _runs_text(records: list[dict[str, Any]], total: int, where: str, order_by: str) -> str:
+    """A readable table: key metrics as columns, params named in the query shown first."""
+    import re
+
+    mentioned = set(re.findall(r"(?:params|metrics)\.([A-Za-z0-9_.\-]+)", f"{where} {order_by}"))
+    present = {k for r in records for k in r.get("metrics", {})}
+    metric_cols = [m for m in (*_KEY_METRICS, *sorted(mentioned)) if m in present]
+    metric_cols = list(dict.fromkeys(metric_cols))[:4]
+    rows = []
+    for r in records:
+        params = r.get("params") or {}
+        ordered = {**{k: params[k] for k in params if k in mentioned}, **params}
+        row = {"run_id": r["run_id"], "strategy_id": r.get("strategy_id"),
+               "created_at": r.get("created_at"),
+               "markets": ",".join(r.get("markets") or []), "params": compact(ordered, 3)}
+        row.update({m: _fmt(r.get("metrics", {}).get(m)) for m in metric_cols})
+        rows.append(row)
+    cols = ["run_id", "strategy_id", "created_at", "markets", *metric_cols, "params"]
+    shown = f", showing {len(records)}" if len(records) < total else ""
+    return text_table(rows, cols, max_width=48) + f"\n{total} run(s){shown}"
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.4g}" if isinstance(value, float) else value
 
 
 def _runs_csv(records: list[dict[str, Any]]) -> str:
@@ -116,7 +141,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         kind = write_table(table, args.out)
         print(f"wrote {table.num_rows} row(s) to {args.out} ({kind})")
         return 0
-    preview = table.slice(0, 10).to_pylist()
+    preview = printable_rows(table.slice(0, 10))
     columns = [c for c in table.column_names]
     print(text_table(preview, columns, max_width=32))
     print(f"{table.num_rows} row(s)")

@@ -40,6 +40,14 @@ def write_table(table: pa.Table, path: str) -> str:
     return kind
 
 
+def printable_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows for display: timestamps as ISO text (nanoseconds kept; Python datetimes cannot)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+    return table.to_pylist()
+
+
 def csv_ready(table: pa.Table) -> pa.Table:
     """CSV has no nested types: structs and lists become JSON text."""
     import json
@@ -57,6 +65,10 @@ def csv_ready(table: pa.Table) -> pa.Table:
 def text_table(rows: list[dict[str, Any]], columns: list[str], *, max_width: int = 40) -> str:
     """An aligned plain-text table."""
     def cell(value: Any) -> str:
+        if isinstance(value, float):
+            value = f"{value:.10g}"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
         text = "" if value is None else str(value)
         text = " ".join(text.split())
         return text if len(text) <= max_width else text[: max_width - 1] + "…"

@@ -1,0 +1,1 @@
+"""One router per resource: bundles (uploads), runs, tables, compare, health, and the pages."""
