@@ -146,6 +146,8 @@ class _Part:
     predicate: str
     rows: pl.DataFrame | None
     removed: int = 0  # stored rows the predicate replaces, for history
+    run_id: str | None = None  # set for a run's rows: their predicates are merged into one
+    dates: frozenset = frozenset()
 
 
 class _Writer:
@@ -157,7 +159,10 @@ class _Writer:
         if not parts:
             return None
         frames = [p.rows for p in parts if p.rows is not None and p.rows.height]
-        predicate = P.any_of(sorted({p.predicate for p in parts}))
+        runs = [p for p in parts if p.run_id is not None]
+        merged = [P.all_of(P.is_in("date", {d for p in runs for d in p.dates}),
+                           P.is_in("run_id", [p.run_id for p in runs]))] if runs else []
+        predicate = P.any_of(merged + sorted({p.predicate for p in parts if p.run_id is None}))
         spec = FACT_TABLES[table]
         if frames:
             df = pl.concat(frames, how="diagonal_relaxed")
@@ -210,8 +215,9 @@ def _stored_runs(lake: str, run_ids: list[str]) -> dict[str, dict]:
 
 def _run_writes(bundles: list[LoadedBundle], stored: dict[str, dict]
                 ) -> dict[str, list[_Part]]:
-    """Per table, the rows of new or changed runs and a predicate covering every row those runs
-    have or had there (old dates included, so a run whose date moved leaves nothing behind)."""
+    """Per table, the rows of new or changed runs, with the run-date partitions each has or had
+    there (old dates included, so a run whose date moved leaves nothing behind). The commit
+    replaces ``date IN (...) AND run_id IN (...)``: only the batch's runs are touched."""
     out: dict[str, list[_Part]] = {}
     for table, spec in FACT_TABLES.items():
         if spec.scope is Scope.MARKET:
@@ -222,10 +228,11 @@ def _run_writes(bundles: list[LoadedBundle], stored: dict[str, dict]
             had_rows = bool(previous and (previous["rows"] or {}).get(table))
             if rows is None and not had_rows:
                 continue
-            dates = {b.manifest.created_at.date(), *(previous["dates"] if previous else [])}
-            predicate = P.all_of(P.is_in("date", dates), P.eq("run_id", b.run_id))
+            dates = frozenset({b.manifest.created_at.date(),
+                               *(previous["dates"] if previous else [])})
             removed = int((previous["rows"] or {}).get(table) or 0) if previous else 0
-            out.setdefault(table, []).append(_Part(b.name, predicate, rows, removed))
+            out.setdefault(table, []).append(
+                _Part(b.name, "", rows, removed, run_id=b.run_id, dates=dates))
     return out
 
 

@@ -28,7 +28,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from btlake_pipelines.errors import BtlakeError
-from btlake_pipelines.interfaces.http.errors import ApiError
+from btlake_pipelines.interfaces.http.errors import ApiError, Scrubber
 from btlake_pipelines.interfaces.lake import Lake
 from btlake_pipelines.settings import landing_uri
 
@@ -87,6 +87,7 @@ class ServerState:
 
     settings: ApiSettings
     lake: Lake
+    scrubber: Scrubber
     ingest_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
