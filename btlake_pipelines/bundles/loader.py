@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -21,6 +23,8 @@ from btlake_pipelines.contract.schemas import validate_many
 from btlake_pipelines.contract.tables import FACT_TABLES, is_market_rows
 from btlake_pipelines.errors import BundleRefused
 from btlake_pipelines.landing.zone import MANIFEST, LandingZone
+
+READ_THREADS = min(4, (os.cpu_count() or 1) + 1)
 
 
 @dataclass
@@ -51,22 +55,33 @@ def load_bundles(zone: LandingZone, names: list[str],
     bundle must not stop the others."""
     loaded: list[LoadedBundle] = []
     refused: dict[str, BundleRefused] = {}
-    for name in names:
-        try:
-            loaded.append(read_bundle(zone, name))
-        except BundleRefused as exc:
-            refused[name] = exc
-        except Exception as exc:
-            refused[name] = BundleRefused(name, "unreadable", f"{type(exc).__name__}: "
-                                          f"{' '.join(str(exc).split())[:200]}")
-        if progress:
-            progress(name)
+    # Reading is mostly Arrow/polars work that releases the GIL: a few threads overlap file
+    # reads and decoding of small bundles.
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        for name, outcome in zip(names, pool.map(_read_or_refusal, [zone] * len(names), names),
+                                 strict=True):
+            if isinstance(outcome, BundleRefused):
+                refused[name] = outcome
+            else:
+                loaded.append(outcome)
+            if progress:
+                progress(name)
     for table in FACT_TABLES:
         frames = [(b.name, t) for b in loaded
                   for t in (b.run_tables.get(table), b.market_tables.get(table)) if t is not None]
         refused.update(validate_many(table, frames))
     good = [b for b in loaded if b.name not in refused]
     return good, [refused[n] for n in names if n in refused]
+
+
+def _read_or_refusal(zone: LandingZone, name: str) -> LoadedBundle | BundleRefused:
+    try:
+        return read_bundle(zone, name)
+    except BundleRefused as exc:
+        return exc
+    except Exception as exc:
+        return BundleRefused(name, "unreadable", f"{type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]}")
 
 
 def load_bundle(zone: LandingZone, name: str) -> LoadedBundle:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from btlake_pipelines.bundles.timestamps import TimestampError, split_nanos, to_utc_ns
+from btlake_pipelines.bundles.timestamps import TimestampError, nanos_exprs, split_nanos, to_utc_ns
 from btlake_pipelines.contract.manifest import MARKET_PATTERN, MARKET_RULE, Manifest
 from btlake_pipelines.contract.tables import NANOS_SUFFIX, RUN_COLUMNS, TableSpec
 from btlake_pipelines.errors import BundleRefused
@@ -42,11 +42,11 @@ def normalize_table(raw: pa.Table, *, spec: TableSpec, manifest: Manifest, bundl
     df = _keep_reserved_as_source(df, manifest, refuse, run_rows=not market_rows)
     df = _cast_required(df, spec, refuse)
     df = _normalize_extra_timestamps(df, spec, refuse)
-    df = _fill_market(df, manifest, refuse)
-    df = split_nanos(df, "ts", always=True)
     if "payload" in df.columns and spec.name == "events":
-        df = df.with_columns(_cast_checked(df.get_column("payload"), "string", "payload", refuse))
-    return _add_identity(df, spec, manifest, run_hash, market_rows)
+        payload = df.get_column("payload")
+        df = _replace(df, _cast_checked(payload, "string", "payload", refuse), payload)
+    market = _market_expr(df, manifest, refuse)
+    return _finish(df, spec, manifest, run_hash, market_rows, market)
 
 
 def _check_column_names(names: list[str], refuse) -> None:
@@ -84,13 +84,18 @@ def _cast_required(df: pl.DataFrame, spec: TableSpec, refuse) -> pl.DataFrame:
         col = df.get_column(name)
         if kind == "timestamp":
             try:
-                df = df.with_columns(to_utc_ns(col).alias(name))
+                df = _replace(df, to_utc_ns(col), col)
             except TimestampError as exc:
                 raise refuse("type", f"column '{name}' {exc}", name, exc.rows,
                              exc.values) from None
             continue
-        df = df.with_columns(_cast_checked(col, kind, name, refuse))
+        df = _replace(df, _cast_checked(col, kind, name, refuse), col)
     return df
+
+
+def _replace(df: pl.DataFrame, col: pl.Series, before: pl.Series) -> pl.DataFrame:
+    """``df`` with ``col`` swapped in; no work when the cast returned the column unchanged."""
+    return df if col is before else df.with_columns(col)
 
 
 def _cast_checked(col: pl.Series, kind: str, name: str, refuse) -> pl.Series:
@@ -120,7 +125,10 @@ def _normalize_extra_timestamps(df: pl.DataFrame, spec: TableSpec, refuse) -> pl
             continue
         if isinstance(dtype, pl.Date):
             continue  # a calendar date is not an instant: keep it as given
-        df = df.with_columns(to_utc_ns(df.get_column(name)).alias(name))
+        try:
+            df = df.with_columns(to_utc_ns(df.get_column(name)).alias(name))
+        except TimestampError as exc:
+            raise refuse("type", f"column '{name}' {exc}", name, exc.rows, exc.values) from None
         if dtype.time_unit == "ns":
             df = split_nanos(df, name, always=False)
         else:
@@ -128,34 +136,37 @@ def _normalize_extra_timestamps(df: pl.DataFrame, spec: TableSpec, refuse) -> pl
     return df
 
 
-def _fill_market(df: pl.DataFrame, manifest: Manifest, refuse) -> pl.DataFrame:
+def _market_expr(df: pl.DataFrame, manifest: Manifest, refuse) -> pl.Expr:
     if "market" not in df.columns:
         market = manifest.single_market
         if market is None:
             raise refuse("market_missing", "the file has no 'market' column and the manifest's "
                          "'markets' does not name exactly one market", "market")
-        return df.with_columns(pl.lit(market, pl.String).alias("market"))
+        return pl.lit(market, pl.String).alias("market")
     col = df.get_column("market").cast(pl.String, strict=False)
     bad = col.is_null() | ~col.str.contains(f"^(?:{MARKET_PATTERN.pattern})$")
     if bad.any():
         rows = bad.arg_true().head(5).to_list()
         raise refuse("market_name", f"column 'market' must be {MARKET_RULE}", "market", rows,
                      col.gather(rows).to_list())
-    return df.with_columns(col.alias("market"))
+    return pl.col("market").cast(pl.String)
 
 
-def _add_identity(df: pl.DataFrame, spec: TableSpec, manifest: Manifest, run_hash: str,
-                  market_rows: bool) -> pl.DataFrame:
+def _finish(df: pl.DataFrame, spec: TableSpec, manifest: Manifest, run_hash: str,
+            market_rows: bool, market: pl.Expr) -> pl.DataFrame:
+    """Add ``ts_nanos``, market, run identity and ``date`` and order the columns, in one pass."""
     if market_rows:
         date = pl.col("ts").dt.date()
-        ident = [pl.lit(None, pl.String).alias(c) for c in RUN_COLUMNS] if spec.name == "events" \
-            else []
+        ident = [pl.lit(None, pl.String).alias(c) for c in RUN_COLUMNS] \
+            if spec.name == "events" else []
     else:
         date = pl.lit(manifest.created_at.date(), pl.Date)
         ident = [pl.lit(manifest.run_id, pl.String).alias("run_id"),
                  pl.lit(manifest.strategy_id, pl.String).alias("strategy_id"),
                  pl.lit(run_hash, pl.String).alias("run_hash")]
-    df = df.with_columns(*ident, date.alias("date"))
-    lead = [c for c in (*RUN_COLUMNS, "symbol", "ts", "ts" + NANOS_SUFFIX) if c in df.columns]
-    rest = [c for c in df.columns if c not in lead and c not in ("market", "date")]
-    return df.select(*lead, *rest, "market", "date")
+    ts_us, ts_nanos = nanos_exprs("ts")
+    # input columns named like RUN_COLUMNS were dropped or renamed by _keep_reserved_as_source
+    body = [c for c in df.columns if c not in ("ts", "market")]
+    first = [c for c in body if c == "symbol"]
+    rest = [c for c in body if c != "symbol"]
+    return df.select(*ident, *first, ts_us, ts_nanos, *rest, market, date.alias("date"))

@@ -18,6 +18,8 @@ from btlake_pipelines.contract.tables import NANOS_SUFFIX
 _HAS_OFFSET = r"([Zz]|[+-]\d{2}(:?\d{2})?)$"
 _DATE_ONLY = r"^\d{4}-\d{2}-\d{2}$"
 _CHUNK = 65_536
+#: What ``timestamp[ns]`` holds: 1677-09-21T00:12:43.145224192 to 2262-04-11T23:47:16.854775807.
+_MIN_US, _MAX_US = -(2**63) // 1000 + 1, (2**63 - 1) // 1000 - 1
 
 
 class TimestampError(ValueError):
@@ -32,19 +34,38 @@ class TimestampError(ValueError):
 def to_utc_ns(series: pl.Series) -> pl.Series:
     """Any timestamp-like column as ``Datetime("ns", "UTC")``; no zone means UTC."""
     dtype = series.dtype
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is None:
-            series = series.dt.replace_time_zone("UTC")
+    if dtype == pl.Datetime("ns", "UTC"):
+        return series
+    if isinstance(dtype, pl.Datetime | pl.Date):
+        if isinstance(dtype, pl.Datetime):
+            series = (series.dt.replace_time_zone("UTC") if dtype.time_zone is None
+                      else series.dt.convert_time_zone("UTC"))
         else:
-            series = series.dt.convert_time_zone("UTC")
+            series = series.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        _check_ns_range(series)
         return series.dt.cast_time_unit("ns")
-    if dtype == pl.Date:
-        return series.cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
     if dtype in (pl.String, pl.Utf8):
-        return pl.from_arrow(parse_iso8601(series.to_arrow()))  # type: ignore[return-value]
+        parsed = pl.from_arrow(parse_iso8601(series.to_arrow()))
+        assert isinstance(parsed, pl.Series)
+        return parsed.alias(series.name)
     if dtype == pl.Null:
         return series.cast(pl.Datetime("ns", "UTC"))
     raise TimestampError(f"expected a timestamp or ISO-8601 text, got {dtype}", [], [])
+
+
+def _check_ns_range(series: pl.Series) -> None:
+    """Refuse instants a nanosecond timestamp cannot hold instead of letting the cast fail
+    (or wrap) later: btlake keeps every timestamp exactly, in nanoseconds."""
+    unit = series.dtype.time_unit  # type: ignore[union-attr]
+    if unit == "ns":
+        return
+    per_us = 1000 if unit == "ms" else 1
+    raw = series.to_physical()
+    bad = (raw < -(-_MIN_US // per_us)) | (raw > _MAX_US // per_us)
+    if bad.any():
+        rows = bad.arg_true().head(5).to_list()
+        raise TimestampError("has values outside 1677-09-21 to 2262-04-11 (what a nanosecond "
+                             "timestamp holds)", rows, [str(v) for v in series.gather(rows)])
 
 
 def parse_iso8601(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -93,14 +114,17 @@ def split_nanos(df: pl.DataFrame, column: str, *, always: bool) -> pl.DataFrame:
 
     ``always`` keeps the nanos column even when every remainder is zero, so ``ts`` has one
     schema whatever unit the input used."""
-    ns = pl.col(column).cast(pl.Int64)
-    out = df.with_columns(
-        (ns // 1000).cast(pl.Datetime("us", "UTC")).alias(column),
-        (ns % 1000).cast(pl.Int16).alias(column + NANOS_SUFFIX),
-    )
+    out = df.with_columns(*nanos_exprs(column))
     if not always and out.get_column(column + NANOS_SUFFIX).fill_null(0).max() in (0, None):
         out = out.drop(column + NANOS_SUFFIX)
     return out
+
+
+def nanos_exprs(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """The microsecond floor of a ``Datetime(ns, UTC)`` column and its 0..999 remainder."""
+    ns = pl.col(column).cast(pl.Int64)
+    return ((ns // 1000).cast(pl.Datetime("us", "UTC")).alias(column),
+            (ns % 1000).cast(pl.Int16).alias(column + NANOS_SUFFIX))
 
 
 def join_nanos(table: pa.Table) -> pa.Table:

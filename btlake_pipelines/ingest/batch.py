@@ -16,6 +16,7 @@ the same rows. A crash after 3 finds them unchanged and only archives them.
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from btlake_pipelines.bundles.loader import LoadedBundle, load_bundles
 from btlake_pipelines.contract.run_ids import printable
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scope
 from btlake_pipelines.errors import BundleRefused
-from btlake_pipelines.ingest import destinations
+from btlake_pipelines.ingest import destinations, faults
 from btlake_pipelines.ingest.market_slices import Slice, compare, plan_waves, slices_of
 from btlake_pipelines.landing.zone import LandingZone
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
@@ -66,9 +67,25 @@ class BatchResult:
 
 def ingest(lake: str, zone: LandingZone, names: list[str] | None = None, *,
            progress: Progress | None = None) -> BatchResult:
-    """Ingest ``names`` (default: every complete bundle in landing) as one batch."""
+    """Ingest ``names`` (default: every complete bundle in landing) as one batch.
+
+    Each bundle is claimed first (:meth:`LandingZone.claim`): one that another ingester (a
+    second ``btlake ingest``, the sensor's run) is handling right now is left to it, so
+    concurrent ingesters never handle a bundle twice. Given names must be plain folder names
+    of landing: anything with a path separator is ignored, never joined into a path."""
     names = zone.complete_bundles() if names is None else [
-        n for n in names if zone.has_manifest(n)]
+        n for n in names if _is_folder_name(n) and zone.has_manifest(n)]
+    with zone.claim(names) as claimed:
+        return _ingest(lake, zone, claimed, progress)
+
+
+def _is_folder_name(name: object) -> bool:
+    return (isinstance(name, str) and name not in ("", ".", "..")
+            and not any(ch in name for ch in "/\\\x00"))
+
+
+def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress | None
+            ) -> BatchResult:
     now = datetime.now(UTC)
     batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
     if not names:
@@ -83,6 +100,7 @@ def ingest(lake: str, zone: LandingZone, names: list[str] | None = None, *,
             progress("validate", done, len(names))
 
     good, refused = load_bundles(zone, names, tick)
+    faults.point("loaded")
     stored = _stored_runs(lake, [b.run_id for b in good if b.manifest.is_backtest])
     results: dict[str, BundleResult] = {}
     changed_runs: list[LoadedBundle] = []
@@ -131,7 +149,9 @@ def ingest(lake: str, zone: LandingZone, names: list[str] | None = None, *,
     writer.write(INGEST_LOG, log_rows(ordered, batch_id=batch.batch_id, handled_at=now), None,
                  [])
     for i, r in enumerate(ordered, 1):
+        faults.point("before_move")
         _move_out(zone, r, batch.batch_id, now)
+        faults.point("after_move")
         if progress:
             progress("archive", i, len(ordered))
     batch.results = ordered
@@ -179,9 +199,11 @@ class _Writer:
             data = _empty_like(self.lake, table)
             if data is None:
                 return None  # nothing stored, nothing to delete
+        faults.point(f"before_commit:{table}")
         version = delta.write(self.lake, table, data, predicate=predicate, metadata={
             "btlake.batch": self.batch.batch_id, "btlake.runs": runs[:1000],
             "btlake.run_count": str(len(runs)), "btlake.rows_removed": str(removed)})
+        faults.point(f"after_commit:{table}")
         self.batch.commits.setdefault(table, []).append(version)
         return version
 
@@ -293,9 +315,17 @@ def _refused_result(refusal: BundleRefused, zone: LandingZone) -> BundleResult:
 
 
 def _move_out(zone: LandingZone, result: BundleResult, batch_id: str, now: datetime) -> None:
+    """Archive or quarantine one bundle. A refused bundle gets its ``reason.json`` before the
+    move, so a crash never leaves a quarantined folder without its reason: written inside the
+    bundle folder, which then moves in one rename; for a symlinked folder (never written
+    through), into the new quarantine folder, which then receives the link itself."""
     assert result.destination_uri is not None
-    zone.move_to(result.bundle, result.destination_uri)
     if result.status == "quarantined":
-        destinations.write_reason(result.destination_uri, {
-            **(result.reason or {}), "error": result.error, "batch_id": batch_id,
-            "quarantined_at": now.isoformat()})
+        reason = {**(result.reason or {}), "error": result.error, "batch_id": batch_id,
+                  "quarantined_at": now.isoformat()}
+        if zone.is_link(result.bundle):
+            destinations.write_reason(result.destination_uri, reason)
+        else:
+            zone.write_file(result.bundle, destinations.REASON,
+                            io.BytesIO(destinations.reason_bytes(reason)))
+    zone.move_to(result.bundle, result.destination_uri)

@@ -35,6 +35,12 @@ def quarantine_uri(lake: str, bundle: str, when: datetime) -> str:
     return lake_files.join(lake, QUARANTINE_DIR, f"invalid-name-{digest}-{stamp(when)}")
 
 
+REASON = "reason.json"
+
+
+def reason_bytes(reason: dict[str, Any]) -> bytes:
+    return json.dumps(reason, indent=2, ensure_ascii=True).encode()
+
+
 def write_reason(target: str, reason: dict[str, Any]) -> None:
-    lake_files.write_bytes(lake_files.join(target, "reason.json"),
-                           json.dumps(reason, indent=2, ensure_ascii=True).encode())
+    lake_files.write_bytes(lake_files.join(target, REASON), reason_bytes(reason))

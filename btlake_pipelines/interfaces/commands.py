@@ -47,7 +47,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     batch = _lake().ingest(args.landing_dir, progress=progress)
     progress.done()
     for r in batch.results:
-        detail = f"quarantined: {r.error}" if r.status == "quarantined" else r.status
+        # the reason may quote bundle content (a column name, a value): escaped like the name
+        detail = (f"quarantined: {printable(r.error or '', 600)}" if r.status == "quarantined"
+                  else r.status)
         print(f"{printable(r.bundle)}  {detail}")
     print(batch.summary())
     return 1 if batch.quarantined else 0

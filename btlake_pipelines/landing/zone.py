@@ -8,6 +8,8 @@ into a path; file names come from a checked manifest or from the zone's own list
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -62,6 +64,14 @@ class LandingZone(ABC):
     def is_link(self, name: str) -> bool:
         """Whether the bundle folder itself is a symbolic link (refused, never followed)."""
         return False
+
+    @contextmanager
+    def claim(self, names: list[str]) -> Iterator[list[str]]:
+        """Claim bundles for one batch: yields those of ``names`` this process may handle,
+        leaving out any another ingester holds or that left landing meanwhile. A claim lasts
+        until the block ends, and ends with the process however it dies. This base zone claims
+        nothing (every name is yielded); a zone shared by concurrent ingesters overrides it."""
+        yield list(names)
 
     def location(self, name: str) -> str:
         return f"{self.uri}/{name}"

@@ -143,7 +143,9 @@ def _html_not_found(request: Request, message: str) -> HTMLResponse:
     if templates is None:
         return HTMLResponse(f"<h1>Not found</h1><p>{html.escape(message)}</p>", status_code=404)
     return templates.TemplateResponse(request, "error.html", {
-        "title": "Not found", "message": message}, status_code=404)
+        "title": "Not found", "message": message, "page": "error",
+        "base": request.scope.get("root_path", "").rstrip("/"),
+        "asset_version": getattr(request.app.state, "asset_version", "0")}, status_code=404)
 
 
 def install(app: FastAPI) -> None:
