@@ -61,7 +61,8 @@ ensure_venv() {
 # Wait until URL answers HTTP (any status), while process PID is alive.
 wait_http() {
     "$VENV/bin/python" - "$@" <<'PY'
-import os, sys, time, urllib.error, urllib.request
+import os, signal, sys, time, urllib.error, urllib.request
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # Ctrl-C: no traceback
 name, url, pid, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 deadline = time.monotonic() + timeout
 while time.monotonic() < deadline:

@@ -29,10 +29,63 @@ def check_table(table: str) -> None:
 
 def read_table(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
                symbol=None, start=None, end=None, columns=None, as_of=None) -> pa.Table:
-    """The rows of ``table`` matching every filter given (see ``btlake read``)."""
-    lazy = scan_slice(catalog, table, run_id=run_id, strategy=strategy, market=market,
-                      symbol=symbol, start=start, end=end, columns=columns, as_of=as_of)
-    return join_nanos(lazy.collect().to_arrow())
+    """The rows of ``table`` matching every filter given (see ``btlake read``).
+
+    Runs are read whole: a run whose rows in the latest version belong to a batch that has not
+    yet written its ``runs`` rows (in progress, or killed) is read at the version its ``runs``
+    row pins, so a reader never sees half of a replace."""
+    options = dict(run_id=run_id, strategy=strategy, market=market, symbol=symbol,
+                   start=start, end=end, columns=columns)
+    frames = [scan_slice(catalog, table, as_of=as_of, **options).collect()]
+    if as_of is None:
+        wanted = set(as_list(run_id))
+        for version, runs in _pinned_runs(catalog, table).items():
+            runs = [r for r in runs if not wanted or r in wanted]
+            if runs:
+                pinned = {**options, "run_id": runs}
+                frames.append(scan_slice(catalog, table, as_of=version, **pinned).collect())
+    frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    return join_nanos(frame.to_arrow())
+
+
+def _pinned_runs(catalog: Catalog, table: str) -> dict[int, list[str]]:
+    """Runs caught mid-replace in ``table``, by the version their ``runs`` row pins.
+
+    The latest btlake commits of the table name their batch and runs; a batch whose ``runs``
+    rows are not written yet is unfinished. Cheap: a few commit entries, no data files."""
+    if table not in FACT_TABLES or FACT_TABLES[table].scope is Scope.MARKET:
+        return {}
+    dt = catalog.table(table)
+    runs = catalog.runs_frame()
+    if dt is None or runs.is_empty() or "batch_id" not in runs.columns:
+        return {}
+    done = set(runs.get_column("batch_id").unique().to_list())
+    pending: set[str] = set()
+    for entry in dt.history(limit=4):
+        batch = entry.get("btlake.batch")
+        if batch is None:
+            continue
+        if batch in done:
+            break
+        pending.update(_names(entry.get("btlake.runs")))
+    if not pending:
+        return {}
+    rows = runs.filter(pl.col("run_id").is_in(list(pending))).select(
+        "run_id", pl.col("versions").struct.field(table).alias("v")).drop_nulls()
+    out: dict[int, list[str]] = {}
+    for run, version in rows.iter_rows():
+        out.setdefault(int(version), []).append(run)
+    return out
+
+
+def _names(value) -> list[str]:
+    import json
+
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else value or []
+    except ValueError:
+        return []
+    return [str(v) for v in parsed] if isinstance(parsed, list) else []
 
 
 def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,

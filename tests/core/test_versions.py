@@ -110,3 +110,37 @@ def test_many_bundles_cost_one_commit_per_table(dirs):
     assert {t: len(v) for t, v in result.commits.items()} == {
         "trades": 1, "equity": 1, "ticks": 1, "runs": 1, "ingest_log": 1}
     assert Lake(dirs.lake).runs().num_rows == 25
+
+
+def test_a_run_caught_mid_replace_is_read_whole_at_its_pinned_version(dirs, monkeypatch):
+    """Kill a replace after the trades commit and before the runs commit: btlake readers keep
+    seeing the previous content of that run, never the new trades with the old metadata."""
+    import pytest
+
+    from btlake_pipelines.ingest import batch as batch_module
+
+    zone = LocalLandingZone(dirs.landing)
+    B.backtest(dirs.landing, "mid-1", tables={"trades": B.trades(4, price=100.0)})
+    B.backtest(dirs.landing, "other-1", tables={"trades": B.trades(2, price=5.0)})
+    ingest(dirs.lake, zone)
+
+    B.backtest(dirs.landing, "mid-1", tables={"trades": B.trades(3, price=300.0)})
+    real_run_rows = batch_module.run_rows
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("simulated crash before the runs commit")
+
+    monkeypatch.setattr(batch_module, "run_rows", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(dirs.lake, zone)
+    lake = Lake(dirs.lake)
+    raw = lake.catalog.table("trades")
+    assert raw.version() == 1  # the new trades are committed...
+    seen = lake.read("trades", run_id="mid-1")
+    assert seen.num_rows == 4 and set(seen.column("price").to_pylist()) >= {100.0}
+    assert lake.read("trades").num_rows == 6  # ...yet every run is read whole
+
+    monkeypatch.setattr(batch_module, "run_rows", real_run_rows)
+    assert [r.status for r in ingest(dirs.lake, zone).results] == ["replaced"]
+    fresh = Lake(dirs.lake).read("trades", run_id="mid-1")
+    assert fresh.num_rows == 3 and set(fresh.column("price").to_pylist()) >= {300.0}

@@ -25,6 +25,8 @@ from pathlib import Path
 USER = "dagster"
 PASSWORD = "dagster-test"
 DB = "dagster_test"
+# The data is thrown away: skip durability, which makes DDL-heavy setups much faster.
+FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
 
 def find_bin_dir() -> Path | None:
@@ -83,27 +85,28 @@ def running_postgres(bin_dir: Path | None = None) -> Iterator[dict[str, str]]:
         for p in (root, pwfile):
             os.chown(p, who.pw_uid, who.pw_gid)
     env = {**os.environ, "LC_ALL": "C", "HOME": str(root)}
-    started = False
     try:
-        _run([str(bin_dir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
-              "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"], who, env=env)
+        initdb, pg_ctl, createdb = (str(bin_dir / n) for n in ("initdb", "pg_ctl", "createdb"))
+        auth = ["-U", USER, f"--pwfile={pwfile}", "--auth=scram-sha-256"]
+        _run(
+            [initdb, "-D", str(data), *auth, "-E", "UTF8", "--no-locale", "--no-sync"], who, env=env
+        )
         # A port can be taken between picking and binding it: try a few.
         for attempt in range(3):
             port = _free_port()
-            # fsync off: the data is thrown away, and it makes DDL-heavy setups much faster.
-            opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {root} "
-                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+            opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} " + FAST
             try:
-                _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
-                      "-t", "60", "-o", opts, "start"], who, env=env)
-                started = True
+                _run(
+                    [pg_ctl, "-D", str(data), "-l", str(log), "-w", "-o", opts, "start"],
+                    who,
+                    env=env,
+                )
                 break
             except RuntimeError:
                 if attempt == 2:
                     raise RuntimeError(f"PostgreSQL did not start:\n{_tail(log)}") from None
         client_env = {**env, "PGPASSWORD": PASSWORD}
-        _run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DB],
-             None, env=client_env)
+        _run([createdb, "-h", "127.0.0.1", "-p", str(port), "-U", USER, DB], None, env=client_env)
         yield {
             "DAGSTER_PG_HOST": "127.0.0.1",
             "DAGSTER_PG_PORT": str(port),
@@ -112,10 +115,10 @@ def running_postgres(bin_dir: Path | None = None) -> Iterator[dict[str, str]]:
             "DAGSTER_PG_DB": DB,
         }
     finally:
-        if started:
+        if (data / "postmaster.pid").exists():  # also after a start that timed out
             # immediate: no checkpoint, the cluster is deleted next anyway.
-            subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                            "-w", "stop"], capture_output=True, timeout=60, **_as(who))
+            stop = [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]
+            subprocess.run(stop, capture_output=True, timeout=60, **_as(who))
         shutil.rmtree(root, ignore_errors=True)
 
 
