@@ -30,6 +30,7 @@ from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scop
 from btlake_pipelines.errors import BundleRefused
 from btlake_pipelines.ingest import destinations, faults
 from btlake_pipelines.ingest.market_slices import Slice, compare, plan_waves, slices_of
+from btlake_pipelines.ingest.schema_fit import fit_schemas
 from btlake_pipelines.landing.zone import LandingZone
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
 from btlake_pipelines.metadata.runs_table import run_rows
@@ -100,6 +101,8 @@ def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress |
             progress("validate", done, len(names))
 
     good, refused = load_bundles(zone, names, tick)
+    good, misfits = fit_schemas(lake, good)
+    refused += misfits
     faults.point("loaded")
     stored = _stored_runs(lake, [b.run_id for b in good if b.manifest.is_backtest])
     results: dict[str, BundleResult] = {}

@@ -144,3 +144,27 @@ def test_invalid_folder_name_is_quarantined_under_a_made_up_name(dirs):
     assert len(names) == 1 and names[0].startswith("invalid-name-")
     saved = json.loads(Path(dirs.lake, "_quarantine", names[0], "reason.json").read_text())
     assert saved["bundle"] == "bad name; rm -rf"
+
+
+def test_extra_column_type_conflicts_refuse_only_that_bundle(dirs):
+    zone = LocalLandingZone(dirs.landing)
+    B.backtest(dirs.landing, "note-int", tables={
+        "trades": B.trades(2).append_column("note", pa.array([1, 2]))})
+    ingest(dirs.lake, zone)
+    B.backtest(dirs.landing, "note-float", tables={
+        "trades": B.trades(2).append_column("note", pa.array([1.0, 2.0]))})
+    B.backtest(dirs.landing, "note-text", tables={
+        "trades": B.trades(2).append_column("note", pa.array(["a", "b"]))})
+    B.backtest(dirs.landing, "note-none", tables={"trades": B.trades(2)})
+    result = {r.bundle: r for r in ingest(dirs.lake, zone).results}
+    assert result["note-float"].status == "ingested"  # 1.0 fits an integer column
+    assert result["note-none"].status == "ingested"
+    assert result["note-text"].status == "quarantined"
+    assert (result["note-text"].reason["rule"], result["note-text"].reason["column"]) == (
+        "column_type", "note")
+    notes = Lake(dirs.lake).read("trades", run_id="note-float").column("note").to_pylist()
+    assert notes == [1, 2]
+    B.backtest(dirs.landing, "note-half", tables={
+        "trades": B.trades(2).append_column("note", pa.array([1.5, 2.0]))})
+    half = ingest(dirs.lake, zone).results[0]
+    assert half.status == "quarantined" and half.reason["rule"] == "column_type"

@@ -1,0 +1,212 @@
+"""What a batch or a re-derivation changed, in terms a catalog can show: the partitions each
+commit touched, per-partition row counts, the runs in a partition, a small preview, the
+table's schema, and a validation summary per table.
+
+Plain functions over the lake; the Dagster layer turns them into materializations and asset
+checks. Counts come from the Delta log (no data file is read); only previews and per-run counts
+read data, and only for a bounded number of partitions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
+from btlake_pipelines.storage import delta, lake_files
+from btlake_pipelines.storage.scan import scan_table
+
+#: A partition of any lake table: (market, date), market None for ``runs``.
+Key = tuple[str | None, date]
+PREVIEW_ROWS = 5
+PREVIEW_COLUMNS = 8
+DETAIL_LIMIT = 50  # partitions per table and call that get a preview and per-run counts
+
+
+@dataclass
+class TableFacts:
+    table: str
+    uri: str
+    version: int
+    rows: int
+    schema: list[tuple[str, str]]
+    partition_rows: dict[Key, int]
+
+
+@dataclass
+class PartitionFacts:
+    key: Key
+    rows: int
+    #: (run_id, strategy_id, rows) of each run with rows here; None when not read
+    runs: list[tuple[str, str | None, int]] | None = None
+    preview: pl.DataFrame | None = None
+
+
+@dataclass
+class ValidationSummary:
+    """Validation outcome of the bundles of one batch that concerned one table."""
+
+    table: str
+    checked: int = 0
+    accepted: int = 0
+    refused: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.refused
+
+
+def committed_partitions(lake: str, table: str, versions: Iterable[int]) -> dict[Key, int]:
+    """Partitions whose files the given commits added or removed, each with the last of those
+    versions that touched it; read from the commits' own log entries."""
+    out: dict[Key, int] = {}
+    base = delta.table_uri(lake, table)
+    for version in sorted(set(versions)):
+        text = lake_files.read_bytes(lake_files.join(base, "_delta_log", f"{version:020d}.json"))
+        for line in text.decode().splitlines():
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            for kind in ("add", "remove"):
+                values = (action.get(kind) or {}).get("partitionValues")
+                if values and values.get("date"):
+                    out[(values.get("market"), date.fromisoformat(values["date"]))] = version
+    return out
+
+
+def table_facts(lake: str, table: str) -> TableFacts | None:
+    dt = delta.open_table(lake, table)
+    if dt is None:
+        return None
+    from btlake_pipelines.ingest.rederive import delta_partition_rows
+
+    schema = pa.schema(dt.schema().to_arrow())
+    counts = delta_partition_rows(lake, table)
+    return TableFacts(table, delta.table_uri(lake, table), dt.version(), sum(counts.values()),
+                      [(f.name, str(f.type)) for f in schema], counts)
+
+
+def partition_facts(lake: str, table: str, keys: Iterable[Key], *,
+                    detail_limit: int = DETAIL_LIMIT) -> dict[Key, PartitionFacts]:
+    """Row counts for every key; previews and per-run counts for the first ``detail_limit``."""
+    keys = sorted(set(keys), key=lambda k: (k[1], k[0] or ""))
+    facts = table_facts(lake, table)
+    out = {k: PartitionFacts(k, facts.partition_rows.get(k, 0) if facts else 0) for k in keys}
+    dt = delta.open_table(lake, table) if facts else None
+    if dt is None:
+        return out
+    lf = scan_table(dt, lake, table)
+    columns = lf.collect_schema().names()
+    for key in keys[:detail_limit]:
+        if not out[key].rows:
+            continue
+        part = lf.filter(_key_filter(key))
+        out[key].preview = _preview(part, columns, table)
+        if "run_id" in columns:
+            by_run = (part.filter(pl.col("run_id").is_not_null())
+                      .group_by("run_id", "strategy_id").len().sort("run_id").collect())
+            out[key].runs = [(r["run_id"], r["strategy_id"], int(r["len"]))
+                             for r in by_run.iter_rows(named=True)]
+    return out
+
+
+def validation_summaries(results: Iterable[Any]) -> dict[str, ValidationSummary]:
+    """Per table (and ``runs`` for the whole batch), which bundles were checked and which were
+    refused. ``results``: ``BundleResult`` objects or ``ingest_log`` rows as dicts.
+
+    A refusal counts against the table its rule names; one about the manifest or the folder
+    counts against ``runs`` only, which summarizes every bundle of the batch."""
+    out: dict[str, ValidationSummary] = {}
+    for r in results:
+        r = _as_record(r)
+        reason = r["reason"] or {}
+        tables = {t for t in (*r["tables"], *r["rows"]) if t in FACT_TABLES}
+        refused_table = reason.get("table") if reason.get("table") in FACT_TABLES else None
+        if refused_table:
+            tables.add(refused_table)
+        for table in (*sorted(tables), RUNS):
+            summary = out.setdefault(table, ValidationSummary(table))
+            summary.checked += 1
+            if r["status"] != "quarantined":
+                summary.accepted += 1
+            elif table in (refused_table, RUNS):
+                summary.refused.append({"bundle": r["bundle"], "rule": reason.get("rule"),
+                                        "table": reason.get("table"),
+                                        "column": reason.get("column"),
+                                        "rows": reason.get("rows") or [],
+                                        "values": reason.get("values") or [],
+                                        "message": reason.get("message") or r["error"]})
+    return out
+
+
+def latest_validation(lake: str, table: str, *, lookback_rows: int = 5000
+                      ) -> ValidationSummary | None:
+    """The summary of the most recent batch that concerned ``table``, from ``ingest_log``."""
+    from btlake_pipelines.contract.tables import INGEST_LOG
+
+    dt = delta.open_table(lake, INGEST_LOG)
+    if dt is None:
+        return None
+    log = (scan_table(dt, lake, INGEST_LOG)
+           .select("batch_id", "bundle", "status", "error", "reason", "tables", "rows",
+                   "handled_at")
+           .sort("handled_at", descending=True).head(lookback_rows).collect())
+    for (batch_id,), rows in log.group_by("batch_id", maintain_order=True):
+        summaries = validation_summaries(rows.iter_rows(named=True))
+        if table in summaries:
+            return summaries[table]
+    return None
+
+
+def markdown_table(df: pl.DataFrame, *, width: int = 40) -> str:
+    """A small DataFrame as a Markdown table, cells cut to ``width`` characters."""
+    def cell(value: Any) -> str:
+        text = "" if value is None else str(value)
+        text = text.replace("|", "\\|").replace("\n", " ")
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    head = "| " + " | ".join(df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.iter_rows()]
+    return "\n".join([head, rule, *body])
+
+
+def _key_filter(key: Key) -> pl.Expr:
+    market, day = key
+    expr = pl.col("date") == day
+    return expr if market is None else expr & (pl.col("market") == market)
+
+
+def _preview(part: pl.LazyFrame, columns: list[str], table: str) -> pl.DataFrame:
+    lead = [c for c in ("run_id", "symbol", "ts", "strategy_id", "created_at") if c in columns]
+    spec = FACT_TABLES.get(table)
+    required = list(spec.required_names) if spec else []
+    rest = [c for c in columns if c not in lead and c not in ("market", "date")
+            and not c.endswith("_nanos") and c not in ("run_hash", "manifest", "params",
+                                                       "environment", "extra")]
+    chosen = list(dict.fromkeys([*lead, *required, *rest]))[:PREVIEW_COLUMNS]
+    return part.select(chosen).head(PREVIEW_ROWS).collect()
+
+
+def _as_record(r: Any) -> dict[str, Any]:
+    if isinstance(r, dict):
+        return {"bundle": r["bundle"], "status": r["status"], "error": r.get("error"),
+                "reason": _json(r.get("reason")), "tables": _json(r.get("tables")) or {},
+                "rows": _json(r.get("rows")) or {}}
+    return {"bundle": r.bundle, "status": r.status, "error": r.error, "reason": r.reason,
+            "tables": r.tables, "rows": r.rows}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
