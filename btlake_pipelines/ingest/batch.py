@@ -77,7 +77,54 @@ def ingest(lake: str, zone: LandingZone, names: list[str] | None = None, *,
     names = zone.complete_bundles() if names is None else [
         n for n in names if _is_folder_name(n) and zone.has_manifest(n)]
     with zone.claim(names) as claimed:
-        return _ingest(lake, zone, claimed, progress)
+        try:
+            return _ingest(lake, zone, claimed, progress)
+        except Exception as exc:
+            if _is_transient(exc):
+                raise
+            return _ingest_one_by_one(lake, zone, claimed, progress, exc)
+
+
+def _is_transient(exc: Exception) -> bool:
+    """Failures of the store, not of a bundle: raise them, keep every bundle in landing."""
+    from deltalake.exceptions import CommitFailedError
+
+    return isinstance(exc, CommitFailedError | OSError | MemoryError)
+
+
+def _ingest_one_by_one(lake: str, zone: LandingZone, names: list[str],
+                       progress: Progress | None, cause: Exception) -> BatchResult:
+    """A batch's write failed for a reason no validation rule caught: ingest its bundles one
+    at a time (each write replaces whatever the failed attempt left, by its predicates), and
+    quarantine only a bundle that fails on its own, so one bundle never blocks the others."""
+    merged = BatchResult(batch_id="")
+    for name in names:
+        try:
+            part = _ingest(lake, zone, [name], progress)
+        except Exception as exc:
+            if _is_transient(exc) or (len(names) == 1 and exc is cause):
+                raise
+            part = _quarantine_unwritable(lake, zone, name, exc)
+        merged.batch_id = merged.batch_id or part.batch_id
+        merged.results += part.results
+        for table, versions in part.commits.items():
+            merged.commits.setdefault(table, []).extend(versions)
+    return merged
+
+
+def _quarantine_unwritable(lake: str, zone: LandingZone, name: str, exc: Exception
+                           ) -> BatchResult:
+    now = datetime.now(UTC)
+    batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
+    refusal = BundleRefused(name, "write_failed", f"the lake could not store this bundle: "
+                            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    result = _refused_result(refusal, zone)
+    result.destination_uri = destinations.quarantine_uri(lake, name, now)
+    _Writer(lake, batch).write(INGEST_LOG, log_rows([result], batch_id=batch.batch_id,
+                                                     handled_at=now), None, [])
+    _move_out(zone, result, batch.batch_id, now)
+    batch.results = [result]
+    return batch
 
 
 def _is_folder_name(name: object) -> bool:

@@ -168,3 +168,27 @@ def test_extra_column_type_conflicts_refuse_only_that_bundle(dirs):
         "trades": B.trades(2).append_column("note", pa.array([1.5, 2.0]))})
     half = ingest(dirs.lake, zone).results[0]
     assert half.status == "quarantined" and half.reason["rule"] == "column_type"
+
+
+def test_a_bundle_the_store_rejects_is_quarantined_and_the_rest_still_land(dirs, monkeypatch):
+    """A write failure no rule foresaw (simulated for one run's rows) must not block the
+    batch: the bundles are retried one by one and only the culprit is quarantined."""
+    from btlake_pipelines.storage import delta
+
+    real_write = delta.write
+
+    def picky_write(lake, table, data, **kwargs):
+        if data is not None and "run_id" in data.column_names and \
+                "poison-1" in data.column("run_id").to_pylist():
+            raise ValueError("simulated: the store refused these rows")
+        return real_write(lake, table, data, **kwargs)
+
+    monkeypatch.setattr(delta, "write", picky_write)
+    for name in ("fine-1", "poison-1", "fine-2"):
+        B.backtest(dirs.landing, name)
+    result = {r.bundle: r for r in ingest(dirs.lake, LocalLandingZone(dirs.landing)).results}
+    assert result["fine-1"].status == result["fine-2"].status == "ingested"
+    assert result["poison-1"].status == "quarantined"
+    assert result["poison-1"].reason["rule"] == "write_failed"
+    assert Lake(dirs.lake).read("trades").num_rows == 8
+    assert not os.listdir(dirs.landing)
