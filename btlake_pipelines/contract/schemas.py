@@ -41,22 +41,31 @@ def _json_text(data: pa.PolarsData) -> pl.LazyFrame:
     )
 
 
+def _no_nul(data: pa.PolarsData) -> pl.LazyFrame:
+    return data.lazyframe.select(~pl.col(data.key).str.contains("\x00", literal=True))
+
+
 FINITE = pa.Check(_finite, name="finite")
+#: A symbol names a market-data slice in a Delta predicate, which cannot carry a NUL character.
+NO_NUL = pa.Check(_no_nul, name="no_nul")
 JSON_TEXT = pa.Check(_json_text, name="json")
 
 #: Value rules per table and column, as the contract states them.
 RULES: dict[str, dict[str, list[pa.Check]]] = {
     "trades": {
+        "symbol": [NO_NUL],
         "side": [pa.Check.isin(["buy", "sell"])],
         "qty": [FINITE, pa.Check.gt(0)],
         "price": [FINITE, pa.Check.gt(0)],
     },
     "equity": {"equity": [FINITE]},
     "ticks": {
+        "symbol": [NO_NUL],
         "price": [FINITE, pa.Check.gt(0)],
         "size": [FINITE, pa.Check.ge(0)],
     },
     "l2": {
+        "symbol": [NO_NUL],
         "side": [pa.Check.isin(["bid", "ask"])],
         "level": [pa.Check.ge(0)],
         "price": [FINITE, pa.Check.gt(0)],
@@ -73,6 +82,7 @@ _RULE_NAMES = {
     "greater_than_or_equal_to": "non_negative",
     "finite": "finite",
     "json": "json",
+    "no_nul": "nul_character",
     "column_in_dataframe": "missing_column",
     "dtype": "type",
 }
@@ -150,5 +160,6 @@ def _describe(rule: str, column: str, check: str, count: int) -> str:
         "non_negative": "must be >= 0",
         "finite": "must be finite (no NaN or infinity)",
         "json": "must be a JSON string",
+        "nul_character": "must not contain a NUL character",
     }.get(rule, check)
     return f"column '{column}' {what}; {count} row(s) break this rule"

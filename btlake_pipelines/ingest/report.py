@@ -157,7 +157,7 @@ def latest_validation(lake: str, table: str, *, lookback_rows: int = 5000
            .select("batch_id", "bundle", "status", "error", "reason", "tables", "rows",
                    "handled_at")
            .sort("handled_at", descending=True).head(lookback_rows).collect())
-    for (batch_id,), rows in log.group_by("batch_id", maintain_order=True):
+    for _, rows in log.group_by("batch_id", maintain_order=True):
         summaries = validation_summaries(rows.iter_rows(named=True))
         if table in summaries:
             return summaries[table]

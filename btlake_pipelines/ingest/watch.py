@@ -1,19 +1,20 @@
 """Deciding, tick by tick, which landed bundles to ingest next: the landing sensor's logic,
 without Dagster, so it is tested with plain values.
 
-The cursor remembers only the bundles already requested that are still in landing (handled
-bundles leave landing, and are then forgotten), so its size and a tick's work follow what is
-pending, never what was ever landed:
+A tick's work follows what is new, not what was ever landed:
 
-- one listing of landing (which holds only pending bundles);
-- a manifest check only for names not already requested, and only until a batch is full;
-- nothing at all while an ingestion run is in flight: batches run one after the other, so
-  Delta writers never race and everything that landed meanwhile goes into the next batch.
-
-A requested bundle is never requested again while it may still be handled. If it is still in
-landing once no ingestion run is in flight (its run failed or was never launched), it is
-retried after a back-off that doubles each attempt (1 min, 2 min, ... at most 1 h); each
-attempt has its own run key, so Dagster never starts two runs for one request.
+- the zone offers complete bundles through ``LandingZone.list_new(cursor)``: a local folder
+  offers what it holds (handled bundles leave landing, so that is what is pending); S3 reads an
+  arrival index from its cursor on, so a tick lists only recent arrivals;
+- offered bundles wait in ``pending`` until a batch takes them (at most ``batch_size`` per run);
+- nothing starts while an ingestion run is in flight: batches run one after the other, Delta
+  writers never race, and whatever landed meanwhile goes into the next batch;
+- ``requested`` remembers the bundles of earlier batches until they leave landing. Once no
+  run is in flight, each is checked once (one manifest look-up): gone means handled and it is
+  forgotten; still there means its run failed or never started, and it is retried after a
+  back-off that doubles per attempt (1 min, 2 min, ... at most 1 h). A requested bundle is
+  never put in a second batch while its first may still handle it, and each attempt has its
+  own run key, so Dagster never starts two runs for one request.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from dataclasses import dataclass, field
 DEFAULT_BATCH_SIZE = 500
 RETRY_AFTER_SECONDS = 60.0
 MAX_RETRY_SECONDS = 3600.0
+#: Offered bundles kept in the cursor beyond this are dropped; the zone offers them again
+#: (a local folder on the next tick, S3 on its next sweep), so the cursor stays small.
+MAX_PENDING = 5000
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,17 @@ class Request:
 
 @dataclass
 class WatchState:
-    """What the sensor's cursor holds: requested bundles still in landing."""
+    """What the sensor's cursor holds."""
 
+    zone_cursor: str | None = None
+    pending: list[str] = field(default_factory=list)
     requested: dict[str, Request] = field(default_factory=dict)
 
     def to_cursor(self) -> str:
-        return json.dumps({"v": 1, "requested": {
-            n: [r.attempt, round(r.at, 3)] for n, r in sorted(self.requested.items())}},
+        return json.dumps({
+            "v": 2, "zone": self.zone_cursor, "pending": self.pending,
+            "requested": {n: [r.attempt, round(r.at, 3)]
+                          for n, r in sorted(self.requested.items())}},
             separators=(",", ":"))
 
     @classmethod
@@ -51,10 +59,11 @@ class WatchState:
             return cls()
         try:
             doc = json.loads(text)
-            return cls({str(n): Request(int(a), float(t))
+            return cls(doc.get("zone"), [str(n) for n in doc.get("pending", [])],
+                       {str(n): Request(int(a), float(t))
                         for n, (a, t) in doc.get("requested", {}).items()})
         except (ValueError, TypeError, AttributeError):
-            return cls()  # an unreadable cursor only costs a re-check of what is pending
+            return cls()  # an unreadable cursor only costs offering what is pending again
 
 
 @dataclass
@@ -62,50 +71,54 @@ class TickPlan:
     batch: list[str]
     run_key: str | None
     state: WatchState
-    incomplete: list[str] = field(default_factory=list)
-    waiting: int = 0  # requested earlier, still in landing
+    waiting: int = 0  # requested earlier, their run in flight or backing off
     retried: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)  # requested, since left landing
 
-    def reason(self) -> str:
+    def reason(self, busy: bool = False) -> str:
         """Why no run was requested, for the sensor's skip message."""
-        parts = []
+        if busy:
+            return (f"an ingestion run is in flight; {len(self.state.pending)} bundle(s) wait "
+                    "for the next batch")
         if self.waiting:
-            parts.append(f"{self.waiting} bundle(s) already requested")
-        if self.incomplete:
-            parts.append(f"{len(self.incomplete)} incomplete (no manifest yet)")
-        return "; ".join(parts) or "no new bundles in landing"
+            return f"{self.waiting} bundle(s) still in landing wait to be retried"
+        return "no new complete bundles in landing"
 
 
 def backoff(attempt: int, retry_after: float = RETRY_AFTER_SECONDS) -> float:
     return min(retry_after * 2 ** max(attempt - 1, 0), MAX_RETRY_SECONDS)
 
 
-def plan_tick(state: WatchState, listed: Iterable[str], is_complete: Callable[[str], bool], *,
-              now: float, busy: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+def plan_tick(state: WatchState, offered: Iterable[str], zone_cursor: str | None,
+              still_landed: Callable[[str], bool], *, now: float, busy: bool = False,
+              batch_size: int = DEFAULT_BATCH_SIZE,
               retry_after: float = RETRY_AFTER_SECONDS) -> TickPlan:
-    """The next batch (at most ``batch_size`` complete bundles, in name order) and the new
-    state. ``busy``: an ingestion run is in flight, so nothing new starts."""
+    """The next batch and the new state. ``offered``/``zone_cursor``: this tick's
+    ``list_new`` answer; ``still_landed(name)``: whether a complete bundle of that name is in
+    landing; ``busy``: an ingestion run is in flight."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    names = sorted(set(listed))
-    requested = {n: r for n, r in state.requested.items() if n in set(names)}
-    plan = TickPlan([], None, WatchState(requested))
+    requested = dict(state.requested)
+    pending = [n for n in dict.fromkeys([*state.pending, *offered]) if n not in requested]
+    plan = TickPlan([], None, WatchState(zone_cursor, pending[:MAX_PENDING], requested))
     if busy:
         plan.waiting = len(requested)
         return plan
-    for name in names:
-        if len(plan.batch) >= batch_size:
-            break
-        previous = requested.get(name)
-        if previous is not None and now - previous.at < backoff(previous.attempt, retry_after):
+
+    retry: list[str] = []
+    for name, request in sorted(requested.items()):
+        if not still_landed(name):
+            del requested[name]
+            plan.forgotten.append(name)
+        elif now - request.at >= backoff(request.attempt, retry_after):
+            retry.append(name)
+        else:
             plan.waiting += 1
-            continue
-        if not is_complete(name):
-            plan.incomplete.append(name)
-            continue
-        plan.batch.append(name)
-        if previous is not None:
-            plan.retried.append(name)
+    candidates = [*retry, *pending]
+    plan.batch = candidates[:batch_size]
+    plan.retried = [n for n in plan.batch if n in requested]
+    plan.state.pending = [n for n in pending if n not in set(plan.batch)][:MAX_PENDING]
+    plan.waiting += len([n for n in retry if n not in set(plan.batch)])
     for name in plan.batch:
         previous = requested.get(name)
         requested[name] = Request(previous.attempt + 1 if previous else 1, now)

@@ -28,6 +28,14 @@ class Entry:
     mtime_ns: int
 
 
+@dataclass(frozen=True)
+class NewBundles:
+    """One step of :meth:`LandingZone.list_new`: complete bundles offered now, next cursor."""
+
+    names: list[str]
+    cursor: str
+
+
 class LandingZone(ABC):
     """Where bundles wait to be ingested. Handled bundles leave it (archive or quarantine),
     so listing it costs what is pending, not what was ever landed."""
@@ -78,6 +86,14 @@ class LandingZone(ABC):
 
     def complete_bundles(self) -> list[str]:
         return [n for n in self.bundle_names() if self.has_manifest(n)]
+
+    def list_new(self, cursor: str | None) -> NewBundles:
+        """Complete bundles that arrived since ``cursor`` (None: first call), and the cursor to
+        pass next time; what the landing sensor calls on each tick. A bundle may be offered
+        again (the sensor remembers what it requested). This default offers every complete
+        bundle each time: right for a folder, whose listing costs what is pending; a zone with
+        expensive listings (S3) overrides it to read only what is new."""
+        return NewBundles(self.complete_bundles(), cursor or "")
 
 
 def open_landing(uri: str | None = None) -> LandingZone:

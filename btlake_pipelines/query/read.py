@@ -60,22 +60,46 @@ def _pinned_runs(catalog: Catalog, table: str) -> dict[int, list[str]]:
     if dt is None or runs.is_empty() or "batch_id" not in runs.columns:
         return {}
     done = set(runs.get_column("batch_id").unique().to_list())
-    pending: set[str] = set()
-    for entry in dt.history(limit=4):
+    pending: dict[str, int] = {}  # run -> the newest unfinished commit naming it
+    finished = 0
+    for entry in _recent_history(dt):
         batch = entry.get("btlake.batch")
         if batch is None:
-            continue
+            continue  # maintenance (optimize, vacuum) never changes which rows a run has
         if batch in done:
-            break
-        pending.update(_names(entry.get("btlake.runs")))
+            # a batch that finished after an unfinished one started sits above its commits
+            finished += 1
+            if finished >= _FINISHED_BATCHES_SCANNED:
+                break
+            continue
+        for name in _names(entry.get("btlake.runs")):
+            pending.setdefault(name, int(entry["version"]))
     if not pending:
         return {}
     rows = runs.filter(pl.col("run_id").is_in(list(pending))).select(
         "run_id", pl.col("versions").struct.field(table).alias("v")).drop_nulls()
     out: dict[int, list[str]] = {}
     for run, version in rows.iter_rows():
-        out.setdefault(int(version), []).append(run)
+        if int(version) < pending[run]:  # rewritten since its runs row was: read it pinned
+            out.setdefault(int(version), []).append(run)
     return out
+
+
+#: How far back :func:`_pinned_runs` looks: past this many finished btlake batches, or this
+#: many commits in all (maintenance commits included), whichever comes first.
+_FINISHED_BATCHES_SCANNED = 8
+_MAX_COMMITS_SCANNED = 512
+
+
+def _recent_history(dt):
+    """The table's commits, newest first, read in growing pages (most reads need one)."""
+    seen, limit = 0, 8
+    while seen < _MAX_COMMITS_SCANNED:
+        entries = dt.history(limit=limit)
+        yield from entries[seen:]
+        if len(entries) < limit:
+            return
+        seen, limit = len(entries), limit * 4
 
 
 def _names(value) -> list[str]:

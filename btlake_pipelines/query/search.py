@@ -69,10 +69,84 @@ def run_filters(schema: pl.Schema, *, strategy=None, market=None, since=None, un
     return out
 
 
+#: Characters the regex engine of polars (Rust ``regex``) gives a meaning; escaped when literal.
+#: ``<`` and ``>`` are never escaped: ``\<`` is a word boundary there.
+_RX_META = frozenset("\\.+*?()|[]{}^$#&-~")
+
+
 def glob_to_regex(pattern: str) -> str:
-    """A shell glob (``*``, ``?``, ``[...]``) as an anchored regex; matching is case-sensitive."""
-    translated = fnmatch.translate(pattern)  # "(?s:...)\Z"; Rust regex spells the end "\z"
-    return translated[: -len("\\Z")] + "\\z" if translated.endswith("\\Z") else translated
+    """A shell glob (``*``, ``?``, ``[...]``, ``[!...]``) as an anchored regex matching exactly
+    what :func:`fnmatch.fnmatchcase` matches; case-sensitive.
+
+    ``fnmatch.translate`` cannot be handed to polars: it emits atomic groups, look-aheads and
+    set syntax the Rust engine refuses (``a*b*`` failed the search). The glob is translated
+    here instead, its bracket rules mirroring fnmatch's, into syntax Rust accepts."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            if not out or out[-1] != ".*":
+                out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            j = i
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")
+            else:
+                out.append(_glob_set(pattern, i, j))
+                i = j + 1
+        else:
+            out.append(_rx(c))
+    return "(?s)^" + "".join(out) + "\\z"
+
+
+def _rx(ch: str) -> str:
+    return "\\" + ch if ch in _RX_META else ch
+
+
+def _glob_set(pat: str, i: int, j: int) -> str:
+    """The set ``pat[i:j]`` of a ``[...]``, split into chunks around range hyphens and with
+    empty ranges dropped exactly as ``fnmatch.translate`` does."""
+    chunks = [pat[i:j]]
+    if "-" in chunks[0]:
+        chunks = []
+        k = i + 2 if pat[i] == "!" else i + 1
+        while (k := pat.find("-", k, j)) >= 0:
+            chunks.append(pat[i:k])
+            i, k = k + 1, k + 3
+        if pat[i:j]:
+            chunks.append(pat[i:j])
+        else:
+            chunks[-1] += "-"
+        for k in range(len(chunks) - 1, 0, -1):
+            if chunks[k - 1][-1] > chunks[k][0]:
+                chunks[k - 1] = chunks[k - 1][:-1] + chunks[k][1:]
+                del chunks[k]
+    if chunks == [""]:
+        return "[^\\s\\S]"  # an empty set never matches
+    if chunks == ["!"]:
+        return "."  # a negated empty set matches any character
+    negate = chunks[0].startswith("!")
+    if negate:
+        chunks[0] = chunks[0][1:]
+    parts: list[str] = []
+    for k, chunk in enumerate(chunks):
+        if k and chunks[k - 1] and chunk:  # the hyphen between two chunks is a range
+            parts.append(f"{parts.pop()}-{_rx(chunk[0])}")
+            chunk = chunk[1:]
+        elif k:
+            parts.append("\\-")
+        parts.extend(_rx(ch) for ch in chunk)
+    return ("[^" if negate else "[") + "".join(parts) + "]"
 
 
 def _order(frame: pl.DataFrame, order_by: str | None, desc: bool) -> pl.DataFrame:

@@ -218,18 +218,20 @@ def assert_runs_whole(lake: Path) -> dict[str, dict]:
     return by_id
 
 
-def assert_each_bundle_once(landing: Path, lake: Path, names: list[str]) -> dict[str, str]:
-    """Every bundle is in exactly one of landing, archive, quarantine; returns name -> where."""
+def assert_each_bundle_once(landing: Path, lake: Path, names: list[str],
+                            before: Counter | None = None) -> dict[str, str]:
+    """Every bundle is in exactly one of landing, archive, quarantine (counting only archive
+    copies made since ``before``, the archive counts of earlier handlings); returns
+    name -> where."""
     arch, quar = archived(lake), quarantined_names(lake)
+    arch.subtract(before or Counter())
     where = {}
     for name in names:
         places = []
         if (landing / name).exists() or (landing / name).is_symlink():
             places.append("landing")
-        if arch.get(name):
-            places.append("archive")
-        if quar.get(name):
-            places.append("quarantine")
+        places += ["archive"] * arch.get(name, 0)
+        places += ["quarantine"] * quar.get(name, 0)
         assert len(places) == 1, f"bundle {name!r} is in {places or 'no place'}"
         where[name] = places[0]
     return where

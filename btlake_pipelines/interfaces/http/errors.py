@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import tempfile
 import uuid
 from typing import Any
@@ -77,6 +78,15 @@ def _scrub(request: Request, value: Any) -> Any:
     return scrubber(value)
 
 
+#: Core messages name CLI options; over HTTP the same things are query parameters.
+_OPTION_NAMES = re.compile(r"--(where|run-id|strategy|market|symbol|start|end|columns|as-of|"
+                           r"since|until|order-by|limit)\b")
+
+
+def http_wording(message: str) -> str:
+    return _OPTION_NAMES.sub(lambda m: m.group(1).replace("-", "_"), message)
+
+
 _KINDS = {NotFoundError: "not_found", RetentionError: "gone", BundleRefused: "bundle_refused"}
 
 
@@ -93,7 +103,7 @@ async def _btlake_error(request: Request, exc: Exception) -> JSONResponse:
     detail: dict[str, Any] = {"type": kind}
     if isinstance(exc, BundleRefused):
         detail["reason"] = exc.reason()
-    return _json(request, status, str(exc), detail)
+    return _json(request, status, http_wording(str(exc)), detail)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:

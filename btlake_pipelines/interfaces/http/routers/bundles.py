@@ -103,4 +103,5 @@ def _ingest(state: ServerState, run_id: str) -> JSONResponse:
                             status_code=202)
     result = batch.results[0]
     body = state.scrubber(result.to_json())
+    body["run_id"] = body.get("run_id") or run_id  # a refused bundle has no parsed run id
     return JSONResponse(body, status_code=422 if result.status == "quarantined" else 200)

@@ -22,6 +22,7 @@ from btlake_pipelines.query.search import jsonable, runs_to_records
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(require_read)])
 
 MAX_LIMIT = 100_000
+MAX_INT = 2**62
 RunId = Annotated[str, Path(description="the run id")]
 
 
@@ -41,7 +42,7 @@ def search_runs(
                                           "(default: newest first)")] = None,
     desc: Annotated[bool, Query(description="sort descending")] = False,
     limit: Annotated[int, Query(ge=0, le=MAX_LIMIT, description="runs to return")] = 100,
-    offset: Annotated[int, Query(ge=0, description="runs to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT, description="runs to skip")] = 0,
 ) -> JSONResponse:
     frame, total = lake.search(strategy=strategy, market=market or None, since=since,
                                until=until, where=where, order_by=order_by, desc=desc,
@@ -74,10 +75,10 @@ def get_equity(lake: LakeDep, run_id: RunId,
             summary="(extension) What changed between two stored versions of a run")
 def get_version_diff(
     lake: LakeDep, run_id: RunId,
-    a: Annotated[int | None, Query(ge=0, description=(
+    a: Annotated[int | None, Query(ge=0, le=MAX_INT, description=(
         "older version: its runs-table version (versions.runs in /versions); default: the "
         "one before b"))] = None,
-    b: Annotated[int | None, Query(ge=0, description="newer version; default: the current "
-                                   "one")] = None,
+    b: Annotated[int | None, Query(ge=0, le=MAX_INT, description=(
+        "newer version; default: the current one"))] = None,
 ) -> JSONResponse:
     return JSONResponse(jsonable(insights.version_diff(lake.catalog, run_id, a, b)))

@@ -63,8 +63,8 @@ def download_table(
                                        "timestamp")] = None,
     format: Annotated[Literal["parquet", "arrow", "csv", "json"], Query(
         description="parquet, arrow (IPC stream), csv or json")] = "parquet",
-    limit: Annotated[int | None, Query(ge=0, description="format=json only: rows to return "
-                                       "(at most the server's cap)")] = None,
+    limit: Annotated[int | None, Query(ge=0, le=2**62, description=(
+        "format=json only: rows to return (at most the server's cap)"))] = None,
 ) -> Response:
     lazy = scan_slice(lake.catalog, table, run_id=run_id or None, strategy=strategy,
                       market=market or None, symbol=symbol or None, start=start, end=end,

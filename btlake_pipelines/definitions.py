@@ -1,0 +1,23 @@
+"""The Dagster code location: assembles what ``defs/`` defines, nothing else.
+
+Loaded by ``workspace.yaml`` (``dagster dev -w workspace.yaml``); resources default to the same
+lake and landing zone as the ``btlake`` CLI (``BTLAKE_LAKE``, ``BTLAKE_LANDING``).
+"""
+
+from dagster import Definitions
+
+from btlake_pipelines.defs.assets import all_assets, raw_bundles
+from btlake_pipelines.defs.checks import all_checks
+from btlake_pipelines.defs.jobs import all_jobs
+from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
+from btlake_pipelines.defs.schedules import all_schedules
+from btlake_pipelines.defs.sensors import landing_sensor
+
+defs = Definitions(
+    assets=[raw_bundles, *all_assets],
+    asset_checks=all_checks,
+    jobs=all_jobs,
+    sensors=[landing_sensor],
+    schedules=all_schedules,
+    resources={"lake": LakeResource(), "landing": LandingZoneResource()},
+)

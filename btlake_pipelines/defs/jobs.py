@@ -1,0 +1,160 @@
+"""Op jobs for the work that is not "materialize these partitions": ingest a batch of bundles
+(launched by the landing sensor), nightly maintenance and the nightly catch-up.
+
+A batch touches arbitrary partitions of several tables at once, which no single run partition
+can describe, so the ingestion job is an op that records one materialization per partition it
+touched (with the partition's metadata) and one check evaluation per table concerned.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+
+from dagster import (
+    AssetKey,
+    Config,
+    DagsterInstance,
+    OpExecutionContext,
+    RetryPolicy,
+    job,
+    op,
+)
+from pydantic import Field
+
+from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
+from btlake_pipelines.defs.metadata import check_evaluation, partition_events
+from btlake_pipelines.defs.partitions import MARKET, parse_key, representable
+from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
+from btlake_pipelines.ingest.batch import BatchResult, ingest
+from btlake_pipelines.ingest.catchup import plan_catch_up
+from btlake_pipelines.ingest.rederive import delta_partition_rows, rederive, rederive_runs
+from btlake_pipelines.ingest.report import Key, committed_partitions, validation_summaries
+from btlake_pipelines.storage.maintenance import DEFAULT_RETENTION_HOURS, maintain
+
+INGEST_JOB = "ingest_job"
+TABLES = (*FACT_TABLES, RUNS)
+
+
+class IngestConfig(Config):
+    bundles: list[str] = Field(description="bundle names in landing (the sensor fills this)")
+
+
+@op(description="Ingest one batch of bundles from landing; record the partitions it touched "
+                "and the validation results.")
+def ingest_bundles(context: OpExecutionContext, config: IngestConfig, lake: LakeResource,
+                   landing: LandingZoneResource) -> None:
+    batch = ingest(lake.root, landing.zone(), list(config.bundles))
+    context.log.info(batch.summary())
+    for r in batch.quarantined:
+        context.log.warning(f"{r.bundle} quarantined: {r.error}")
+    record_batch(context, lake.root, batch)
+
+
+def record_batch(context: OpExecutionContext, lake: str, batch: BatchResult) -> None:
+    touched = {t: committed_partitions(lake, t, v) for t, v in batch.commits.items()
+               if t in TABLES}
+    add_markets(context.instance, {m for parts in touched.values() for m, d in parts
+                                   if m and representable(m, d)})
+    slices: dict[tuple[str, Key], list[str]] = {}
+    for r in batch.results:
+        for s in r.slices:
+            slices.setdefault((s["table"], (s["market"], date.fromisoformat(s["date"]))),
+                              []).append(r.bundle)
+    runs = {r.bundle for r in batch.results if r.status != "quarantined"}
+    skipped = 0
+    for table, parts in touched.items():
+        skipped += sum(not representable(*k) for k in parts)
+        sources = {k: slices.get((table, k), []) for k in parts}
+        for event in partition_events(lake, table, parts, sources=sources, batch_runs=runs,
+                                      tags={"btlake/batch": batch.batch_id}):
+            context.log_event(event)
+    if skipped:
+        context.log.warning(f"{skipped} partition(s) have no Dagster partition (dated before "
+                            "the first partition, in the future, or a market name Dagster "
+                            "cannot use as a key); their data is in the lake all the same")
+    for summary in validation_summaries(batch.results).values():
+        context.log_event(check_evaluation(summary))
+
+
+def add_markets(instance: DagsterInstance, markets: set[str]) -> None:
+    new = sorted(m for m in markets if not instance.has_dynamic_partition(MARKET, m))
+    if new:
+        instance.add_dynamic_partitions(MARKET, new)
+
+
+@job(name=INGEST_JOB, tags={"btlake/job": "ingest"},
+     description="Ingest a batch of landed bundles (launched by landing_sensor).")
+def ingest_job():
+    ingest_bundles()
+
+
+class MaintainConfig(Config):
+    day: str = Field(default="", description="date whose partitions to compact and Z-order "
+                                             "(YYYY-MM-DD); default yesterday (UTC)")
+    retention_hours: int = Field(default=DEFAULT_RETENTION_HOURS,
+                                 description="vacuum files older than this")
+
+
+@op(retry_policy=RetryPolicy(max_retries=2, delay=60),
+    description="Compact and Z-order one day's partitions, checkpoint, vacuum past retention.")
+def maintain_lake(context: OpExecutionContext, config: MaintainConfig,
+                  lake: LakeResource) -> None:
+    day = (date.fromisoformat(config.day) if config.day
+           else datetime.now(UTC).date() - timedelta(days=1))
+    markets = sorted({m for t in FACT_TABLES for (m, d) in delta_partition_rows(lake.root, t)
+                      if d == day and m})
+    context.log.info(f"maintaining {day}: markets {', '.join(markets) or '(none)'}")
+    for r in maintain(lake.root, partitions=[(m, day) for m in markets],
+                      retention_hours=config.retention_hours):
+        context.log.info(f"{r.table}: version {r.version_before} -> {r.version_after}, "
+                         f"{r.files_removed} file(s) compacted into {r.files_added}, "
+                         f"{r.vacuumed} vacuumed")
+
+
+@job(tags={"btlake/job": "maintenance"}, description="Nightly lake maintenance.")
+def maintenance_job():
+    maintain_lake()
+
+
+class CatchUpConfig(Config):
+    lookback_days: int = Field(default=7, description="consider bundles handled in the last "
+                                                      "N days; 0 = the whole history")
+    limit: int = Field(default=500, description="at most this many partitions re-derived "
+                                                "per run (the rest on the next run)")
+
+
+@op(description="Re-derive partitions the archive holds but the lake lacks; record "
+                "partitions the lake holds but Dagster has not recorded.")
+def catch_up(context: OpExecutionContext, config: CatchUpConfig, lake: LakeResource) -> None:
+    instance = context.instance
+    since = (datetime.now(UTC) - timedelta(days=config.lookback_days)
+             if config.lookback_days > 0 else None)
+
+    def recorded(table: str) -> set[Key]:
+        return {parse_key(k) for k in instance.get_materialized_partitions(AssetKey(table))}
+
+    plan = plan_catch_up(lake.root, since=since, recorded=recorded,
+                         accept=lambda table, key: representable(*key), limit=config.limit)
+    missing, unrecorded = plan.counts()
+    context.log.info(f"{missing} partition(s) to re-derive, {unrecorded} to record")
+    add_markets(instance, {m for group in (plan.missing, plan.unrecorded)
+                           for keys in group.values() for m, _ in keys if m})
+    for table, keys in plan.missing.items():
+        results = (rederive_runs(lake.root, [d for _, d in keys]) if table == RUNS
+                   else rederive(lake.root, table, [(m, d) for m, d in keys if m]))
+        for event in partition_events(
+                lake.root, table, {r.part: r.version for r in results if r.rows},
+                sources={r.part: r.sources for r in results},
+                notes={r.part: r.note for r in results if r.note},
+                tags={"btlake/catch_up": "rederived"}):
+            context.log_event(event)
+    for table, keys in plan.unrecorded.items():
+        for event in partition_events(lake.root, table, dict.fromkeys(keys),
+                                      tags={"btlake/catch_up": "recorded"}):
+            context.log_event(event)
+
+
+@job(tags={"btlake/job": "catch_up"}, description="Nightly catch-up of missed partitions.")
+def catch_up_job():
+    catch_up()
+
+
+all_jobs = [ingest_job, maintenance_job, catch_up_job]

@@ -1,0 +1,44 @@
+"""Where the lake and the landing zone are, as configurable resources.
+
+Unset fields fall back to exactly what the CLI uses (``BTLAKE_LAKE``, ``BTLAKE_LANDING``, then
+``./btlake-data``), so Dagster and ``btlake`` always see the same lake. The landing zone is one
+interface with a local and an S3 implementation; nothing downstream knows which.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from btlake_pipelines.ingest.watch import DEFAULT_BATCH_SIZE
+from btlake_pipelines.landing.zone import LandingZone, open_landing
+from btlake_pipelines.settings import lake_uri
+
+
+class LakeResource(ConfigurableResource):
+    """The lake root: a folder or ``s3://bucket/prefix``."""
+
+    uri: str | None = Field(default=None, description="lake root; default BTLAKE_LAKE, then "
+                                                      "./btlake-data/lake")
+
+    @property
+    def root(self) -> str:
+        return lake_uri(self.uri)
+
+
+class LandingZoneResource(ConfigurableResource):
+    """The landing zone the sensor watches, and how many bundles one ingestion run takes."""
+
+    uri: str | None = Field(default=None, description="landing zone; default BTLAKE_LANDING, "
+                                                      "then ./btlake-data/landing")
+    batch_size: int | None = Field(default=None, description="bundles per ingestion run; "
+                                   f"default BTLAKE_BATCH_SIZE, then {DEFAULT_BATCH_SIZE}")
+
+    def zone(self) -> LandingZone:
+        return open_landing(self.uri)
+
+    @property
+    def max_batch(self) -> int:
+        return int(self.batch_size or os.environ.get("BTLAKE_BATCH_SIZE") or DEFAULT_BATCH_SIZE)
