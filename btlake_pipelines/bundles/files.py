@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from btlake_pipelines.contract.tables import FACT_TABLES
 from btlake_pipelines.errors import BundleRefused
 
 _CSV_ROW = re.compile(r"[Rr]ow #?(\d+)")
@@ -52,7 +53,7 @@ def _read_csv(data: bytes, bundle: str, table: str) -> pa.Table:
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 strings_can_be_null=True, timestamp_parsers=[], auto_dict_encode=False,
-                quoted_strings_can_be_null=False,
+                quoted_strings_can_be_null=False, column_types=_text_columns(table),
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
@@ -65,6 +66,15 @@ def _read_csv(data: bytes, bundle: str, table: str) -> pa.Table:
         raise BundleRefused(bundle, "csv_format", "CSV header has an empty column name",
                             table=table)
     return result
+
+
+def _text_columns(table: str) -> dict[str, pa.DataType]:
+    """The contract's text columns are read as text, never inferred: a symbol "007", "1.50"
+    or "true" in a CSV stays exactly that (inference made them 7, 1.5 or a refused bool).
+    Extra columns are inferred, CSV having no types."""
+    spec = FACT_TABLES.get(table)
+    names = [n for n, kind in spec.required if kind == "string"] if spec else []
+    return {n: pa.string() for n in (*names, "market", "payload", "run_id", "strategy_id")}
 
 
 def _short(exc: Exception, limit: int = 200) -> str:

@@ -5,12 +5,13 @@ Layout (the contract's, unchanged)::
     s3://bucket/prefix/<run_id>/manifest.json        # written last
     s3://bucket/prefix/<run_id>/<table>.parquet|csv
     s3://bucket/prefix/.arrivals/<time>-<id>-<run_id> # btlake's own arrival index (see below)
+    s3://bucket/prefix/.claims/<run_id>               # btlake's lease while a batch handles it
 
-The client comes from Dagster's ``dagster_aws`` ``S3Resource`` (``S3LandingZone(uri,
-client=s3.get_client())``) or, outside Dagster, from boto3 and the standard variables
+The boto3 client is given (in Dagster, ``dagster_aws``'s ``S3Resource``:
+``S3LandingZone(uri, client=s3.get_client())``) or built from the standard variables
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``,
-``AWS_ENDPOINT_URL``; profiles and instance roles work too). btlake never reads or passes the
-keys itself, and every S3 failure is reported as :class:`S3AccessError` with a message that
+``AWS_ENDPOINT_URL``; profiles and instance roles work too), which boto3 reads itself: btlake
+never passes a key. Every S3 failure is reported as :class:`S3AccessError` with a message that
 names the operation, the ``s3://`` location and S3's error code, scrubbed of any credential.
 
 Cursor (what the sensor uses so that a tick costs what is new, not what waits)
@@ -41,20 +42,24 @@ import json
 import os
 import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlparse
 
 from btlake_pipelines.errors import BtlakeError
-from btlake_pipelines.landing.zone import MANIFEST, Entry, LandingZone
+from btlake_pipelines.landing.zone import MANIFEST, Entry, LandingZone, NewBundles
 from btlake_pipelines.settings import is_object_store
 
 #: btlake's arrival index under the landing prefix; a name starting with "." is never a run id.
 ARRIVALS = ".arrivals"
+#: btlake's claims (leases) on bundles a batch is handling, under the landing prefix.
+CLAIMS = ".claims"
+_OWN = frozenset({ARRIVALS, CLAIMS})
 #: Object metadata on a manifest naming its arrival key, so moving the bundle removes it too.
 ARRIVAL_META = "btlake-arrival"
 _TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
@@ -64,20 +69,15 @@ _SINGLE_COPY_LIMIT = 5 * 1024**3
 #: Files up to this size are written with one PutObject call; larger ones in parts.
 _SINGLE_PUT_LIMIT = 16 * 1024**2
 _CURSOR_VERSION = 1
+#: S3's answers to a conditional request whose condition did not hold (or lost a race).
+_CONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
-class S3AccessError(BtlakeError):
-    """An S3 request failed; the message never carries credentials."""
+class S3AccessError(BtlakeError, OSError):
+    """An S3 request failed; the message never carries credentials. An ``OSError`` too, so
+    ingestion treats it as a failure of the store (bundles stay in landing), not of a bundle."""
 
     http_status = 502
-
-
-@dataclass(frozen=True)
-class NewBundles:
-    """One cursor step: complete bundles offered by this tick, and the cursor to keep."""
-
-    names: list[str]
-    cursor: str
 
 
 def _utcnow() -> datetime:
@@ -100,6 +100,8 @@ _CLIENT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DE
 
 @functools.lru_cache(maxsize=4)
 def _client_for(settings_digest: str):
+    """The client for the current variables; ``settings_digest`` (of those variables) is only
+    the cache key, so no credential is kept as one."""
     import boto3
     from botocore.config import Config
 
@@ -123,12 +125,13 @@ class S3LandingZone(LandingZone):
     """Landing on ``s3://bucket/prefix``. Thread-safe as far as the boto3 client is."""
 
     def __init__(self, uri: str, *, client: Any = None, lookback_seconds: float = 600,
-                 sweep_every_seconds: float = 900) -> None:
+                 sweep_every_seconds: float = 900, claim_ttl_seconds: float = 1800) -> None:
         self.uri = uri.rstrip("/")
         self.bucket, self.prefix = split_uri(self.uri)
         self._client = client
         self.lookback = timedelta(seconds=lookback_seconds)
         self.sweep_every = timedelta(seconds=sweep_every_seconds)
+        self.claim_ttl = timedelta(seconds=claim_ttl_seconds)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -179,7 +182,7 @@ class S3LandingZone(LandingZone):
         for page in self._pages("list landing", Prefix=root, Delimiter="/"):
             for p in page.get("CommonPrefixes", []):
                 name = p["Prefix"][len(root):-1]
-                if name != ARRIVALS:
+                if name not in _OWN:
                     names.append(name)
         return sorted(names)
 
@@ -251,6 +254,29 @@ class S3LandingZone(LandingZone):
             keys.append(arrival)
         self._delete(keys)
 
+    @contextmanager
+    def claim(self, names: list[str]) -> Iterator[list[str]]:
+        """A lease per bundle: ``.claims/<name>``, created only if absent (S3 conditional put,
+        ``If-None-Match: *``), deleted when the block ends (only if still ours, ``If-Match``).
+
+        S3 cannot tie a lease to a process, so a claim left by a process that died expires
+        after ``claim_ttl_seconds`` (30 minutes by default) and is then taken over, again by a
+        conditional put; a batch that outlives the lease may see its bundles handled twice,
+        which ingestion tolerates (same rows, one more archive copy)."""
+        held: dict[str, str] = {}
+        try:
+            for name in names:
+                etag = self._take_claim(name)
+                if etag is None:
+                    continue
+                held[name] = etag
+                if not self.has_manifest(name):  # handled by someone else meanwhile
+                    self._release_claim(name, held.pop(name))
+            yield list(held)
+        finally:
+            for name, etag in held.items():
+                self._release_claim(name, etag)
+
     # -- cursor -----------------------------------------------------------------------------
 
     def list_new(self, cursor: str | None) -> NewBundles:
@@ -291,6 +317,49 @@ class S3LandingZone(LandingZone):
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def _take_claim(self, name: str) -> str | None:
+        """Our claim's ETag, or None when a live claim of another ingester holds ``name``."""
+        key = self._key(CLAIMS, name)
+        now = _utcnow()
+        body = json.dumps({"owner": f"{socket.gethostname()}:{os.getpid()}",
+                           "claimed": _format_time(now),
+                           "expires": _format_time(now + self.claim_ttl)}).encode()
+        etag = self._conditional_put(key, body, IfNoneMatch="*")
+        if etag is not None:
+            return etag
+        try:
+            current = self.client.get_object(Bucket=self.bucket, Key=key)
+            held = json.loads(current["Body"].read())
+        except ValueError:
+            held = {}  # unreadable: counts as expired
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchKey"):  # released meanwhile: try once more
+                return self._conditional_put(key, body, IfNoneMatch="*")
+            raise _access_error(exc, "GET", f"s3://{self.bucket}/{key}") from None
+        expires = _parse_time(held.get("expires")) if isinstance(held, dict) else None
+        if expires is not None and expires > now:
+            return None
+        return self._conditional_put(key, body, IfMatch=current["ETag"])
+
+    def _conditional_put(self, key: str, body: bytes, **condition: str) -> str | None:
+        """PUT under a condition: the new ETag, or None when the condition failed."""
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                              **condition)
+        except Exception as exc:
+            if _error_code(exc) in _CONDITION_FAILED:
+                return None
+            raise _access_error(exc, "PUT", f"s3://{self.bucket}/{key}") from None
+        return response["ETag"]
+
+    def _release_claim(self, name: str, etag: str) -> None:
+        key = self._key(CLAIMS, name)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+        except Exception as exc:
+            if _error_code(exc) not in (*_CONDITION_FAILED, "404", "NoSuchKey"):
+                raise _access_error(exc, "DELETE", f"s3://{self.bucket}/{key}") from None
+
     def _arrival_key(self, name: str) -> str:
         return self._key(ARRIVALS, f"{_format_time(_utcnow())}-{uuid.uuid4().hex[:8]}-{name}")
 
@@ -309,7 +378,7 @@ class S3LandingZone(LandingZone):
             for obj in page.get("Contents", []):
                 rel = obj["Key"][len(root):]
                 name, sep, rest = rel.partition("/")
-                if sep and rest == MANIFEST and name != ARRIVALS:
+                if sep and rest == MANIFEST and name not in _OWN:
                     found.add(name)
         return found
 

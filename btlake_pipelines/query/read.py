@@ -34,18 +34,26 @@ def read_table(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
     Runs are read whole: a run whose rows in the latest version belong to a batch that has not
     yet written its ``runs`` rows (in progress, or killed) is read at the version its ``runs``
     row pins, so a reader never sees half of a replace."""
+    lazy = scan_read(catalog, table, run_id=run_id, strategy=strategy, market=market,
+                     symbol=symbol, start=start, end=end, columns=columns, as_of=as_of)
+    return join_nanos(lazy.collect().to_arrow())
+
+
+def scan_read(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
+              symbol=None, start=None, end=None, columns=None, as_of=None) -> pl.LazyFrame:
+    """The lazy form of :func:`read_table` (timestamps still split), runs mid-replace included
+    at their pinned version: what streaming exports (the HTTP downloads) collect in batches."""
     options = dict(run_id=run_id, strategy=strategy, market=market, symbol=symbol,
                    start=start, end=end, columns=columns)
-    frames = [scan_slice(catalog, table, as_of=as_of, **options).collect()]
+    frames = [scan_slice(catalog, table, as_of=as_of, **options)]
     if as_of is None:
         wanted = set(as_list(run_id))
         for version, runs in _pinned_runs(catalog, table).items():
             runs = [r for r in runs if not wanted or r in wanted]
             if runs:
                 pinned = {**options, "run_id": runs}
-                frames.append(scan_slice(catalog, table, as_of=version, **pinned).collect())
-    frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-    return join_nanos(frame.to_arrow())
+                frames.append(scan_slice(catalog, table, as_of=version, **pinned))
+    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
 def _pinned_runs(catalog: Catalog, table: str) -> dict[int, list[str]]:
@@ -187,9 +195,11 @@ def _visible_runs_only(catalog: Catalog, lf: pl.LazyFrame) -> pl.LazyFrame:
     runs = catalog.runs_frame()
     if runs.is_empty():
         return lf.filter(pl.col("run_id").is_null())
-    visible = runs.select(pl.col("run_id"), pl.col("content_hash").alias("run_hash")).lazy()
-    keep = lf.join(visible, on=["run_id", "run_hash"], how="semi")
-    return pl.concat([keep, lf.filter(pl.col("run_id").is_null())], how="vertical")
+    # A filter, not a semi-join + concat of two scans: polars streams it batch by batch (the
+    # join made collect_batches hold the whole slice). The content hash covers the manifest,
+    # which names the run, so a hash matches exactly one (run_id, content) pair.
+    hashes = runs.get_column("content_hash").unique().implode()
+    return lf.filter(pl.col("run_id").is_null() | pl.col("run_hash").is_in(hashes))
 
 
 def _project(lf: pl.LazyFrame, has: list[str], columns: list[str] | None,

@@ -252,7 +252,12 @@ def _resolve(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
     if head == "environment" and rest:
         if "environment" not in schema.schema:
             return pl.lit(None, pl.String), "string"
-        path = "$." + ".".join(f'"{p}"' if not p.isidentifier() else p for p in rest.split("."))
+        parts = rest.split(".")
+        if not all(re.fullmatch(r"[A-Za-z0-9_\-]+", p) for p in parts):
+            raise QueryError(f"bad field {name[:80]!r}: environment.NAME takes letters, digits, "
+                             "_ and - in each dotted part")
+        # bracket notation: the only JSON-path spelling polars takes for keys like "a-b" or "0"
+        path = "$" + "".join(f"['{p}']" for p in parts)
         return pl.col("environment").str.json_path_match(path), "string"
     dtype = schema.schema.get(name)
     if dtype is None or name in ("params", "metrics", "manifest", "environment", "extra"):

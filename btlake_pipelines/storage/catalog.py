@@ -19,6 +19,9 @@ from btlake_pipelines.settings import is_object_store
 from btlake_pipelines.storage import lake_files
 from btlake_pipelines.storage.delta import open_table, table_uri
 
+#: Files of an old version checked before a time-travel read (one stat or HEAD each).
+_MAX_FILES_CHECKED = 1000
+
 
 class Catalog:
     def __init__(self, lake: str) -> None:
@@ -50,6 +53,10 @@ class Catalog:
         latest = dt.version()
         if isinstance(as_of, int) and as_of > latest:
             raise NotFoundError(f"table '{name}' has no version {as_of} (latest is {latest})")
+        gone = RetentionError(
+            f"version {as_of} of table '{name}' is no longer readable: its files or log "
+            "were removed by maintenance (vacuum) after the retention period")
+        current = set(dt.file_uris()) if self._vacuumed() else None
         try:
             dt.load_as_version(as_of)
         except (DeltaError, OSError, ValueError) as exc:
@@ -58,10 +65,42 @@ class Catalog:
                                                 or "No commit" in text):
                 raise NotFoundError(f"table '{name}' did not exist at {as_of.isoformat()}"
                                     ) from None
-            raise RetentionError(
-                f"version {as_of} of table '{name}' is no longer readable: its files or log "
-                "were removed by maintenance (vacuum) after the retention period") from None
+            raise gone from None
+        if isinstance(as_of, datetime) and self._committed_after(name, dt.version(), as_of):
+            # Delta resolves a time before the first commit to the first version
+            raise NotFoundError(f"table '{name}' did not exist at {as_of.isoformat()}")
+        # The log outlives the data files: a vacuumed version still loads, then fails on its
+        # first missing file. Its files that the latest version no longer has are checked.
+        if current is not None:
+            old = [uri for uri in dt.file_uris() if uri not in current]
+            if not all(self._file_exists(uri) for uri in old[:_MAX_FILES_CHECKED]):
+                raise gone
         return dt
+
+    def _committed_after(self, name: str, version: int, moment: datetime) -> bool:
+        """Whether ``version`` of ``name`` was committed after ``moment`` (False when its
+        commit file is gone: the log was cleaned up, so nothing can be said)."""
+        import json
+
+        log = f"{table_uri(self.lake, name)}/_delta_log/{version:020d}.json"
+        try:
+            lines = lake_files.read_bytes(log).splitlines()
+        except (OSError, FileNotFoundError):
+            return False
+        for line in lines:
+            info = json.loads(line).get("commitInfo") if line.strip() else None
+            if info and "timestamp" in info:
+                return int(info["timestamp"]) > moment.timestamp() * 1000
+        return False
+
+    def _vacuumed(self) -> bool:
+        from btlake_pipelines.storage import maintenance_state
+
+        return bool(maintenance_state.load(self.lake).get("last_vacuum"))
+
+    @staticmethod
+    def _file_exists(uri: str) -> bool:
+        return lake_files.exists(uri) if is_object_store(uri) else os.path.exists(uri)
 
     def runs_frame(self) -> pl.DataFrame:
         """The whole ``runs`` table in memory, reloaded only when it has a new version."""

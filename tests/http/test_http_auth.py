@@ -68,6 +68,8 @@ def test_token_errors_come_before_input_errors(guarded):
     # a caller without a token learns nothing about the lake, not even what is unknown
     assert guarded.get("/api/v1/tables/nope").status_code == 401
     assert guarded.get("/api/v1/runs", params={"where": "((("}).status_code == 401
+    assert guarded.get("/api/v1/runs", params={"limit": "lots"}).status_code == 401
+    assert guarded.post("/api/v1/bundles", content=b"junk").status_code == 401
 
 
 def test_write_token_alone_leaves_reads_open(fresh, monkeypatch):

@@ -109,3 +109,28 @@ def _commit_infos(s3: S3Lake, table: str) -> list[dict]:
             if "commitInfo" in action:
                 infos.append(action["commitInfo"])
     return infos
+
+
+def test_two_ingest_processes_on_one_landing_handle_each_bundle_once(
+        s3: S3Lake, tmp_path: Path) -> None:
+    """The sensor's run and a manual `btlake ingest` on the same S3 landing at once: each
+    bundle is claimed by one of them (S3 conditional put), handled exactly once."""
+    names = [f"shared-{i}" for i in range(6)]
+    for name in names:
+        publish(backtest(tmp_path / "src", name))
+    procs = [subprocess.Popen([BTLAKE, "ingest"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    handled: list[list[str]] = []
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out + err
+        handled.append([line.split()[0] for line in out.splitlines()
+                        if line.endswith("ingested")])
+    assert sorted(handled[0] + handled[1]) == names  # each once, by one process or the other
+    print(f"bundles handled per process: {[len(h) for h in handled]}")
+    log = pl.scan_delta(f"{s3.lake}/ingest_log", storage_options=s3.storage_options).collect()
+    assert sorted(log["run_id"]) == names
+    archived = {k.split("/")[2] for k in s3.keys("lake/_archive/")}
+    assert archived == set(names)
+    assert len({k.split("/")[3] for k in s3.keys("lake/_archive/")}) == len(names)
+    assert s3.keys("landing/") == []

@@ -23,6 +23,9 @@ from .helpers import backtest
 
 pytestmark = pytest.mark.s3
 
+#: The zone's clock; tests move it to write arrivals "in the past", then put it back.
+REAL_CLOCK = s3_landing._utcnow
+
 
 class Calls:
     """Counts the S3 requests a zone's boto3 client makes, and the keys listings return."""
@@ -30,8 +33,13 @@ class Calls:
     def __init__(self, client) -> None:
         self.ops: Counter[str] = Counter()
         self.listed = 0
+        self._client = client
         client.meta.events.register("before-call.s3", self._before)
         client.meta.events.register("after-call.s3.ListObjectsV2", self._after_list)
+
+    def close(self) -> None:
+        self._client.meta.events.unregister("before-call.s3", self._before)
+        self._client.meta.events.unregister("after-call.s3.ListObjectsV2", self._after_list)
 
     def _before(self, model, **_) -> None:
         self.ops[model.name] += 1
@@ -121,7 +129,7 @@ def test_sensor_tick_costs_what_is_new(s3: S3Lake, monkeypatch: pytest.MonkeyPat
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(old_bundle, range(600)))
-    monkeypatch.undo()
+    monkeypatch.setattr(s3_landing, "_utcnow", REAL_CLOCK)
     old_keys = len(s3.keys("landing/"))
     assert old_keys == 600 * 2 + 450 * 2  # tables, manifests, arrival keys
 
@@ -188,7 +196,7 @@ def test_sensor_downtime_is_caught_up(s3: S3Lake, monkeypatch: pytest.MonkeyPatc
     first = zone.list_new(None)
     monkeypatch.setattr(s3_landing, "_utcnow", lambda: start + timedelta(hours=1))
     _put(zone, "during-downtime", {MANIFEST: b"{}"})
-    monkeypatch.undo()
+    monkeypatch.setattr(s3_landing, "_utcnow", REAL_CLOCK)
     tick = zone.list_new(first.cursor)
     assert tick.names == ["during-downtime"]
 
@@ -204,3 +212,42 @@ def test_errors_name_the_location_not_the_credentials(s3: S3Lake) -> None:
         zone.list_new(None)
     assert s3_landing.scrub("http://user:pw@host/x?k=" + "AKIABTLAKETESTKEY042") == \
         "http://***@host/x?k=***"
+
+
+def test_claims_are_leases_taken_by_conditional_put(s3: S3Lake,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    first = S3LandingZone(s3.landing)
+    second = S3LandingZone(s3.landing)
+    for name in ("c-1", "c-2"):
+        _put(first, name, {MANIFEST: b"{}"})
+    with first.claim(["c-1", "c-2", "c-gone"]) as mine:
+        assert mine == ["c-1", "c-2"]  # a name with no bundle is not claimed
+        assert sorted(s3.keys("landing/.claims/")) == ["landing/.claims/c-1",
+                                                       "landing/.claims/c-2"]
+        assert first.bundle_names() == ["c-1", "c-2"] == first.complete_bundles()
+        with second.claim(["c-1", "c-2"]) as theirs:
+            assert theirs == []
+        first.move_to("c-1", f"{s3.lake}/_archive/c-1")
+    assert s3.keys("landing/.claims/") == []  # released
+    with second.claim(["c-1", "c-2"]) as theirs:
+        assert theirs == ["c-2"]  # c-1 left landing meanwhile
+
+    # A claim left by a process that died expires and is taken over.
+    later = datetime.now(UTC) + timedelta(hours=2)
+    abandoned: list = []
+    with first.claim(["c-2"]) as mine:
+        assert mine == ["c-2"]
+        assert _claim_now(second, ["c-2"], abandoned) == []
+        monkeypatch.setattr(s3_landing, "_utcnow", lambda: later)
+        assert _claim_now(second, ["c-2"], abandoned) == ["c-2"]
+        monkeypatch.setattr(s3_landing, "_utcnow", REAL_CLOCK)
+    # The first holder's release did not delete the new holder's claim (If-Match).
+    assert s3.keys("landing/.claims/") == ["landing/.claims/c-2"]
+
+
+def _claim_now(zone: S3LandingZone, names: list[str], keep: list) -> list[str]:
+    """Take claims and never release them, as a process that died would (the context is
+    kept referenced: a collected generator would run its release)."""
+    context = zone.claim(names)
+    keep.append(context)
+    return context.__enter__()

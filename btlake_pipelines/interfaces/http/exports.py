@@ -53,7 +53,7 @@ def _arrow(frame: pl.DataFrame) -> pa.Table:
 def open_slice(lazy: pl.LazyFrame) -> Slice:
     """Start a batched read of ``lazy``; errors of the first batch raise here."""
     schema = _arrow(pl.DataFrame(schema=lazy.collect_schema())).schema
-    batches = iter(lazy.collect_batches(chunk_size=BATCH_ROWS))
+    batches = iter(lazy.collect_batches(chunk_size=BATCH_ROWS, lazy=True))
     first_frame = next(batches, None)
     first = None
     if first_frame is not None:

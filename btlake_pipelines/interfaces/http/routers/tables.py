@@ -12,7 +12,7 @@ from btlake_pipelines.contract.tables import ALL_TABLES
 from btlake_pipelines.interfaces.http import exports
 from btlake_pipelines.interfaces.http.dependencies import LakeDep, SettingsDep, require_read
 from btlake_pipelines.interfaces.http.models import TableHistory, TableRows
-from btlake_pipelines.query.read import scan_slice
+from btlake_pipelines.query.read import scan_read
 from btlake_pipelines.query.search import jsonable
 
 router = APIRouter(prefix="/tables", tags=["tables"], dependencies=[Depends(require_read)])
@@ -66,9 +66,9 @@ def download_table(
     limit: Annotated[int | None, Query(ge=0, le=2**62, description=(
         "format=json only: rows to return (at most the server's cap)"))] = None,
 ) -> Response:
-    lazy = scan_slice(lake.catalog, table, run_id=run_id or None, strategy=strategy,
-                      market=market or None, symbol=symbol or None, start=start, end=end,
-                      columns=columns, as_of=as_of)
+    lazy = scan_read(lake.catalog, table, run_id=run_id or None, strategy=strategy,
+                     market=market or None, symbol=symbol or None, start=start, end=end,
+                     columns=columns, as_of=as_of)
     single = run_id[0] if run_id and len(run_id) == 1 else None
     name = f"{single}.{table}" if single and is_valid_run_id(single) else table
     if format == "json":

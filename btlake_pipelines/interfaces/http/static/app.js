@@ -7,8 +7,7 @@
   const API = BASE + "/api/v1";
   const TOKEN_KEY = "btlake.token";
   const PAGE_SIZE = 50;
-  const PREFERRED_METRICS = ["sharpe", "total_return", "max_drawdown", "win_rate", "n_trades",
-    "volatility"];
+  const PREFERRED_METRICS = ["sharpe", "total_return", "max_drawdown", "win_rate", "n_trades"];
   const PERCENT = /(return|drawdown|win_rate|volatility)/;
   const KEYWORDS = new Set(["and", "or", "not", "in", "like", "is", "null", "true", "false"]);
 
@@ -325,7 +324,7 @@
         });
       } catch (err) {
         table.hidden = true;
-        $("prev-page").hidden = $("next-page").hidden = true;
+        $("results-toolbar").hidden = true;
         errorBox(err);
         return;
       }
@@ -336,7 +335,7 @@
       const metricNames = new Set();
       for (const run of runs) for (const k of Object.keys(run.metrics || {})) metricNames.add(k);
       const metrics = PREFERRED_METRICS.filter((m) => metricNames.has(m));
-      for (const m of [...metricNames].sort()) if (metrics.length < 6 && !metrics.includes(m)) metrics.push(m);
+      for (const m of [...metricNames].sort()) if (metrics.length < 5 && !metrics.includes(m)) metrics.push(m);
       const extra = fieldsIn(query.where || "");
       const columns = [
         { key: "run_id", label: "Run", sort: "run_id" },
@@ -368,7 +367,7 @@
       const filtered = Boolean(state.q.trim());
       if (!runs.length) {
         table.hidden = true;
-        $("prev-page").hidden = $("next-page").hidden = true;
+        $("results-toolbar").hidden = true;
         if (page.total === 0 && !filtered) {
           showStatus("empty", "The lake has no runs yet",
             "Upload a bundle (POST /api/v1/bundles), publish one with `btlake publish DIR`, " +
@@ -390,6 +389,7 @@
       const columns = columnsFor(runs, query);
       clear(table);
       table.hidden = false;
+      $("results-toolbar").hidden = false;
       const head = el("tr", {}, el("th", { class: "select", scope: "col" },
         el("span", { class: "visually-hidden", text: "Select" })));
       for (const col of columns) {
@@ -479,8 +479,7 @@
     if (!entries.length) body.append(el("tr", {}, el("td", { class: "muted", text: "none" })));
     for (const [key, value] of entries) {
       const cell = value instanceof Node ? el("td", {}, value)
-        : el("td", { class: typeof value === "number" ? "num" : null,
-          text: fmtValue(value, nameForFormat ? key : null) });
+        : el("td", { text: fmtValue(value, nameForFormat ? key : null) });
       body.append(el("tr", {}, el("th", { scope: "row", text: key }), cell));
     }
     table.append(body);
