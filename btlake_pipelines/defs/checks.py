@@ -1,30 +1,26 @@
 """Validation results as asset checks, so a refused bundle shows on the table it broke.
 
-Each table asset has one check, ``bundles_valid``: did every bundle of the latest batch that
-concerned this table pass the contract? ``runs`` carries the same check over whole batches
-(a refusal about the manifest or the folder lands there). Ingestion runs report these checks
-as soon as a batch is handled; executing a check here recomputes it from ``ingest_log``.
+Each table asset has one check, ``bundles_valid``: it fails while a bundle refused for a rule
+of that table in the last 7 days has not been published again in a valid form; ``runs``
+carries the same check over every refusal (the manifest's and the folder's included). See
+:mod:`btlake_pipelines.ingest.validation_report`. Ingestion runs report all six checks after
+each batch; executing a check here recomputes it from ``ingest_log``.
 """
 
-from dagster import AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
+from dagster import AssetCheckResult, AssetChecksDefinition, asset_check
 
 from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
 from btlake_pipelines.defs.metadata import CHECK_NAME, check_result
 from btlake_pipelines.defs.resources import LakeResource
-from btlake_pipelines.ingest.report import latest_validation
+from btlake_pipelines.ingest.validation_report import validation_report
 
 
 def bundles_valid_check(table: str) -> AssetChecksDefinition:
     @asset_check(asset=table, name=CHECK_NAME, blocking=False,
-                 description=f"Every bundle of the latest batch that carried {table} rows "
-                             "passed validation (pass/fail, counts, sample failures).")
+                 description=f"No bundle refused for a {table} rule in the last 7 days is "
+                             "still waiting for a valid version (counts, sample failures).")
     def _check(lake: LakeResource) -> AssetCheckResult:
-        summary = latest_validation(lake.root, table)
-        if summary is None:
-            return AssetCheckResult(passed=True, description="no batch has concerned this "
-                                    "table yet", metadata={"bundles_checked":
-                                                           MetadataValue.int(0)})
-        return check_result(summary)
+        return check_result(validation_report(lake.root)[table])
 
     return _check
 

@@ -30,7 +30,8 @@ from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
 from btlake_pipelines.ingest.batch import BatchResult, ingest
 from btlake_pipelines.ingest.catchup import plan_catch_up
 from btlake_pipelines.ingest.rederive import delta_partition_rows, rederive, rederive_runs
-from btlake_pipelines.ingest.report import Key, committed_partitions, validation_summaries
+from btlake_pipelines.ingest.report import Key, committed_partitions
+from btlake_pipelines.ingest.validation_report import validation_report
 from btlake_pipelines.storage.maintenance import DEFAULT_RETENTION_HOURS, maintain
 
 INGEST_JOB = "ingest_job"
@@ -74,7 +75,7 @@ def record_batch(context: OpExecutionContext, lake: str, batch: BatchResult) -> 
         context.log.warning(f"{skipped} partition(s) have no Dagster partition (dated before "
                             "the first partition, in the future, or a market name Dagster "
                             "cannot use as a key); their data is in the lake all the same")
-    for summary in validation_summaries(batch.results).values():
+    for summary in validation_report(lake, batch.results).values():
         context.log_event(check_evaluation(summary))
 
 

@@ -29,11 +29,11 @@ from btlake_pipelines.ingest.report import (
     Key,
     PartitionFacts,
     TableFacts,
-    ValidationSummary,
     markdown_table,
     partition_facts,
     table_facts,
 )
+from btlake_pipelines.ingest.validation_report import WINDOW, ValidationSummary
 
 CHECK_NAME = "bundles_valid"
 _RUNS_SCHEMA = TableSchema(columns=[TableColumn("run_id", "string"),
@@ -114,13 +114,15 @@ def check_metadata(summary: ValidationSummary) -> dict[str, Any]:
         "bundles_checked": MetadataValue.int(summary.checked),
         "bundles_accepted": MetadataValue.int(summary.accepted),
         "bundles_refused": MetadataValue.int(len(summary.refused)),
+        "unresolved_refusals": MetadataValue.int(len(summary.unresolved)),
     }
-    if summary.refused:
+    failures = summary.unresolved or summary.refused
+    if failures:
         import polars as pl
 
         sample = pl.DataFrame([{**f, "rows": ", ".join(map(str, f["rows"][:5])),
                                 "values": ", ".join(map(str, f["values"][:5]))}
-                               for f in summary.refused[:10]],
+                               for f in failures[:10]],
                               schema={c: pl.String for c in ("bundle", "rule", "table", "column",
                                                              "rows", "values", "message")})
         md["sample_failures"] = MetadataValue.md(markdown_table(sample, width=80))
@@ -128,11 +130,14 @@ def check_metadata(summary: ValidationSummary) -> dict[str, Any]:
 
 
 def check_description(summary: ValidationSummary) -> str:
+    batch = (f"latest batch: {summary.accepted} of {summary.checked} bundle(s) accepted"
+             if summary.checked else "no batch has concerned this table yet")
     if summary.passed:
-        return f"all {summary.checked} bundle(s) of the latest batch passed validation"
-    first = summary.refused[0]
-    return (f"{len(summary.refused)} of {summary.checked} bundle(s) refused; first: "
-            f"{first['bundle']}: {first['rule']} {first['message']}")[:500]
+        return f"{batch}; no unresolved refusals"
+    first = (summary.unresolved or summary.refused)[0]
+    return (f"{len(summary.unresolved)} refused bundle(s) not yet replaced by a valid one "
+            f"(last {WINDOW.days} days); {batch}. First: {first['bundle']}: {first['rule']} "
+            f"{first['message']}")[:500]
 
 
 def check_evaluation(summary: ValidationSummary) -> AssetCheckEvaluation:

@@ -30,6 +30,7 @@ from dagster import (
 from btlake_pipelines.defs.jobs import INGEST_JOB, IngestConfig, ingest_job
 from btlake_pipelines.defs.partitions import MARKET, market_ok, market_partitions
 from btlake_pipelines.defs.resources import LandingZoneResource
+from btlake_pipelines.errors import BtlakeError
 from btlake_pipelines.ingest.watch import WatchState, plan_tick
 from btlake_pipelines.landing.zone import MANIFEST, LandingZone
 
@@ -85,6 +86,6 @@ def _declared_markets(zone: LandingZone, name: str) -> list[str]:
     try:
         doc = json.loads(zone.read_bytes(name, MANIFEST))
         found = doc.get("markets") if isinstance(doc, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, BtlakeError):
         return []
     return [m for m in found if isinstance(m, str)] if isinstance(found, list) else []

@@ -1,6 +1,6 @@
 """What a batch or a re-derivation changed, in terms a catalog can show: the partitions each
-commit touched, per-partition row counts, the runs in a partition, a small preview, the
-table's schema, and a validation summary per table.
+commit touched, per-partition row counts, the runs in a partition, a small preview and the
+table's schema.
 
 Plain functions over the lake; the Dagster layer turns them into materializations and asset
 checks. Counts come from the Delta log (no data file is read); only previews and per-run counts
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
-from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
+from btlake_pipelines.contract.tables import FACT_TABLES
 from btlake_pipelines.storage import delta, lake_files
 from btlake_pipelines.storage.scan import scan_table
 
@@ -46,20 +46,6 @@ class PartitionFacts:
     #: (run_id, strategy_id, rows) of each run with rows here; None when not read
     runs: list[tuple[str, str | None, int]] | None = None
     preview: pl.DataFrame | None = None
-
-
-@dataclass
-class ValidationSummary:
-    """Validation outcome of the bundles of one batch that concerned one table."""
-
-    table: str
-    checked: int = 0
-    accepted: int = 0
-    refused: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return not self.refused
 
 
 def committed_partitions(lake: str, table: str, versions: Iterable[int]) -> dict[Key, int]:
@@ -116,54 +102,6 @@ def partition_facts(lake: str, table: str, keys: Iterable[Key], *,
     return out
 
 
-def validation_summaries(results: Iterable[Any]) -> dict[str, ValidationSummary]:
-    """Per table (and ``runs`` for the whole batch), which bundles were checked and which were
-    refused. ``results``: ``BundleResult`` objects or ``ingest_log`` rows as dicts.
-
-    A refusal counts against the table its rule names; one about the manifest or the folder
-    counts against ``runs`` only, which summarizes every bundle of the batch."""
-    out: dict[str, ValidationSummary] = {}
-    for r in results:
-        r = _as_record(r)
-        reason = r["reason"] or {}
-        tables = {t for t in (*r["tables"], *r["rows"]) if t in FACT_TABLES}
-        refused_table = reason.get("table") if reason.get("table") in FACT_TABLES else None
-        if refused_table:
-            tables.add(refused_table)
-        for table in (*sorted(tables), RUNS):
-            summary = out.setdefault(table, ValidationSummary(table))
-            summary.checked += 1
-            if r["status"] != "quarantined":
-                summary.accepted += 1
-            elif table in (refused_table, RUNS):
-                summary.refused.append({"bundle": r["bundle"], "rule": reason.get("rule"),
-                                        "table": reason.get("table"),
-                                        "column": reason.get("column"),
-                                        "rows": reason.get("rows") or [],
-                                        "values": reason.get("values") or [],
-                                        "message": reason.get("message") or r["error"]})
-    return out
-
-
-def latest_validation(lake: str, table: str, *, lookback_rows: int = 5000
-                      ) -> ValidationSummary | None:
-    """The summary of the most recent batch that concerned ``table``, from ``ingest_log``."""
-    from btlake_pipelines.contract.tables import INGEST_LOG
-
-    dt = delta.open_table(lake, INGEST_LOG)
-    if dt is None:
-        return None
-    log = (scan_table(dt, lake, INGEST_LOG)
-           .select("batch_id", "bundle", "status", "error", "reason", "tables", "rows",
-                   "handled_at")
-           .sort("handled_at", descending=True).head(lookback_rows).collect())
-    for _, rows in log.group_by("batch_id", maintain_order=True):
-        summaries = validation_summaries(rows.iter_rows(named=True))
-        if table in summaries:
-            return summaries[table]
-    return None
-
-
 def markdown_table(df: pl.DataFrame, *, width: int = 40) -> str:
     """A small DataFrame as a Markdown table, cells cut to ``width`` characters."""
     def cell(value: Any) -> str:
@@ -192,21 +130,3 @@ def _preview(part: pl.LazyFrame, columns: list[str], table: str) -> pl.DataFrame
                                                        "environment", "extra")]
     chosen = list(dict.fromkeys([*lead, *required, *rest]))[:PREVIEW_COLUMNS]
     return part.select(chosen).head(PREVIEW_ROWS).collect()
-
-
-def _as_record(r: Any) -> dict[str, Any]:
-    if isinstance(r, dict):
-        return {"bundle": r["bundle"], "status": r["status"], "error": r.get("error"),
-                "reason": _json(r.get("reason")), "tables": _json(r.get("tables")) or {},
-                "rows": _json(r.get("rows")) or {}}
-    return {"bundle": r.bundle, "status": r.status, "error": r.error, "reason": r.reason,
-            "tables": r.tables, "rows": r.rows}
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value

@@ -35,7 +35,8 @@ def fit_schemas(lake: str, bundles: list[LoadedBundle]
                     f"{exc.want} in the lake's '{table}' table", table=table, column=exc.column)
                 continue
             for name, dtype in frames[table].schema.items():
-                known.setdefault(name, dtype)
+                if dtype != pl.Null:  # all-null says nothing about the type: the next decides
+                    known.setdefault(name, dtype)
     return [b for b in bundles if b.name not in refused], list(refused.values())
 
 
@@ -49,7 +50,9 @@ def _fit(df: pl.DataFrame, known: dict[str, pl.DataType]) -> pl.DataFrame:
     casts = {}
     for name, dtype in df.schema.items():
         want = known.get(name)
-        if want is None or want == dtype or dtype == pl.Null:
+        # a column the lake holds as Null (Delta "void": only nulls so far) takes any type;
+        # refusing would let one bundle with an empty column block that name for good
+        if want is None or want == dtype or dtype == pl.Null or want == pl.Null:
             continue
         col = df.get_column(name)
         try:

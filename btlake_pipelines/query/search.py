@@ -37,13 +37,18 @@ def search_runs(catalog: Catalog, *, strategy: str | None = None,
         return frame, 0
     conditions = run_filters(frame.schema, strategy=strategy, market=market, since=since,
                              until=until, where=where)
-    found = frame.filter(conditions) if conditions is not None else frame
-    total = found.height
-    found = _order(found, order_by, desc)
     if offset < 0 or (limit is not None and limit < 0):
         raise QueryError("limit and offset must be >= 0")
-    found = found.slice(offset, limit)
-    return found.drop([c for c in HIDDEN if c in found.columns]), total
+    # Row numbers first, whole rows last: the predicate reads only the columns it names, the
+    # order is decided on (key, run_id) of the matches alone (a top-k when limited), and only
+    # the rows returned are gathered, so a search over a million runs costs milliseconds.
+    rows = None
+    if conditions is not None:
+        rows = frame.with_columns(conditions.alias("__keep")).get_column("__keep").arg_true()
+    total = frame.height if rows is None else rows.len()
+    picked = _order(frame, order_by, desc, rows=rows, offset=offset, limit=limit)
+    shown = frame.drop([c for c in HIDDEN if c in frame.columns])
+    return shown.select(pl.all().gather(picked)), total
 
 
 def run_filters(schema: pl.Schema, *, strategy=None, market=None, since=None, until=None,
@@ -53,7 +58,7 @@ def run_filters(schema: pl.Schema, *, strategy=None, market=None, since=None, un
         parts.append(pl.col("strategy_id").str.contains(glob_to_regex(strategy)))
     if market:
         markets = [market] if isinstance(market, str) else list(market)
-        parts.append(pl.col("markets").list.eval(pl.element().is_in(markets)).list.any())
+        parts.append(pl.any_horizontal([pl.col("markets").list.contains(m) for m in markets]))
     if since is not None:
         parts.append(pl.col("created_at") >= parse_time(since, what="since"))
     if until is not None:
@@ -148,14 +153,25 @@ def _glob_set(pat: str, i: int, j: int) -> str:
     return ("[^" if negate else "[") + "".join(parts) + "]"
 
 
-def _order(frame: pl.DataFrame, order_by: str | None, desc: bool) -> pl.DataFrame:
+def _order(frame: pl.DataFrame, order_by: str | None, desc: bool, *,
+           rows: pl.Series | None = None, offset: int = 0,
+           limit: int | None = None) -> pl.Series:
+    """Row numbers of ``frame`` (of ``rows`` only, when given) in result order: newest first
+    by default, else by ``order_by`` (nulls last); ties by run id; then offset and limit."""
     if not order_by:
-        return frame.sort(["created_at", "run_id"], descending=[True, False])
-    expr, kind = field_expr(order_by, frame.schema)
-    if kind == "list":
-        raise QueryError(f"cannot order by the list field {order_by!r}")
-    return frame.with_columns(expr.alias("__order")).sort(
-        ["__order", "run_id"], descending=[desc, False], nulls_last=True).drop("__order")
+        key, descending, nulls_last = pl.col("created_at"), True, False
+    else:
+        key, kind = field_expr(order_by, frame.schema)
+        if kind == "list":
+            raise QueryError(f"cannot order by the list field {order_by!r}")
+        descending, nulls_last = desc, True
+    keys = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"),
+                        key.alias("__order"), pl.col("run_id"))
+    if rows is not None:
+        keys = keys.select(pl.all().gather(rows))
+    ordered = keys.lazy().sort(["__order", "run_id"], descending=[descending, False],
+                               nulls_last=nulls_last).slice(offset, limit)
+    return ordered.collect().get_column("__row")
 
 
 def runs_to_records(frame: pl.DataFrame) -> list[dict[str, Any]]:

@@ -110,7 +110,9 @@ class Catalog:
                 return pl.DataFrame()
             version = dt.version()
             if self._runs is None or self._runs[0] != version:
-                frame = pl.scan_delta(dt).collect()
+                # one chunk per column: a filter over a million runs then costs one pass, not
+                # one per data file (hundreds of date partitions)
+                frame = pl.scan_delta(dt).collect().rechunk()
                 self._runs = (version, frame)
             return self._runs[1]
 

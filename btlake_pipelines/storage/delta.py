@@ -91,13 +91,29 @@ def write(lake: str, table: str, data: pa.Table, *, predicate: str | None,
 
 def _version_of(lake: str, table: str, commit_id: str) -> int:
     """The version our commit got: other writers may have committed since, so the latest
-    version is not necessarily ours."""
+    version is not necessarily ours.
+
+    Read from the commit files themselves, whose names are their versions: ``history()``
+    numbers its entries down from the loaded version, so a commit landing while it runs shifts
+    every label by one (seen on S3 with concurrent writers: the first commit labelled -1)."""
+    import json
+
+    from btlake_pipelines.storage import lake_files
+
     dt = open_table(lake, table)
     assert dt is not None
-    for entry in dt.history(limit=64):
-        if entry.get("btlake.commit") == commit_id:
-            return int(entry["version"])
-    return dt.version()
+    latest = dt.version()
+    log = f"{table_uri(lake, table)}/_delta_log"
+    for version in range(latest, max(latest - 64, -1), -1):
+        try:
+            lines = lake_files.read_bytes(f"{log}/{version:020d}.json").splitlines()
+        except OSError:  # cleaned up after a checkpoint: far older than our commit
+            break
+        for line in lines:
+            info = json.loads(line).get("commitInfo") if line.strip() else None
+            if info is not None and info.get("btlake.commit") == commit_id:
+                return version
+    return latest
 
 
 def _text(value: Any) -> str:

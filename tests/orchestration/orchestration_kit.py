@@ -53,10 +53,14 @@ def write_samples(landing: Path, names: tuple[str, ...] = SAMPLES) -> list[str]:
     return written
 
 
-def write_bad_run(landing: Path, index: int = 40) -> str:
-    """A backtest whose trades have a negative quantity: refused on ``trades.qty``."""
+def write_bad_run(landing: Path, index: int = 40, *, fixed: bool = False) -> str:
+    """A backtest whose trades have a negative quantity: refused on ``trades.qty``
+    (``fixed``: the same run, valid)."""
     manifest, tables = synthetic_backtest(index, seed=3, n_trades=20, n_equity=60,
                                           created_at=datetime(2024, 11, 4, 12, tzinfo=UTC))
+    if fixed:
+        write_bundle(landing / manifest["run_id"], manifest, tables)
+        return manifest["run_id"]
     trades = tables["trades"]
     qty = trades.column("qty")
     tables["trades"] = trades.set_column(trades.schema.get_field_index("qty"), "qty",

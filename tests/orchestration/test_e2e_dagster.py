@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -212,7 +213,8 @@ def _browse(dev: DagsterDev, *, total: int, partition: str, partition_rows: int)
             page.goto(f"{dev.url}/assets")
             for table in TABLES:
                 expect(page.locator(f'a[href="/assets/{table}"]').first).to_be_visible()
-            expect(page.get_by_text("partitions").first).to_be_visible()
+            # partition counts appear once the status of every asset has loaded
+            expect(page.get_by_text(re.compile(r"\d[\d,]* partitions"))).to_have_count(6)
             page.screenshot(path=OUTPUT / "dagster-assets.png")
 
             page.goto(f"{dev.url}/assets/trades")
@@ -220,6 +222,7 @@ def _browse(dev: DagsterDev, *, total: int, partition: str, partition_rows: int)
             expect(page.get_by_text(f"{total:,}").first).to_be_visible()
             page.screenshot(path=OUTPUT / "dagster-trades.png")
 
+            page.set_viewport_size({"width": 1440, "height": 1200})
             page.goto(f"{dev.url}/assets/trades?view=partitions&partition="
                       f"{partition.replace('|', '%7C')}")
             expect(page.get_by_text(partition).first).to_be_visible()
@@ -232,6 +235,7 @@ def _browse(dev: DagsterDev, *, total: int, partition: str, partition_rows: int)
 
             page.goto(f"{dev.url}/assets/trades?view=checks")
             expect(page.get_by_text("bundles_valid").first).to_be_visible()
+            expect(page.get_by_text("Failed", exact=True).first).to_be_visible()  # the refusal
             page.screenshot(path=OUTPUT / "dagster-trades-checks.png")
         finally:
             browser.close()

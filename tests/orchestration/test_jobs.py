@@ -80,7 +80,22 @@ def test_an_ingestion_run_reports_partitions_and_fails_checks_on_a_bad_bundle(tm
                             partition_key=f"{D1}|XNAS", instance=instance,
                             resources=resources(lake))
         [evaluation] = again.get_asset_check_evaluations()
-        assert not evaluation.passed and evaluation.metadata["bundles_refused"].value == 1
+        assert not evaluation.passed and evaluation.metadata["unresolved_refusals"].value == 1
+
+        # a later good batch does not hide the refusal; publishing it fixed resolves it
+        more = kit.write_runs(landing, 2, first=4)
+        later = ingest_job.execute_in_process(
+            run_config={"ops": {"ingest_bundles": {"config": {"bundles": more}}}},
+            resources=resources(lake, landing), instance=instance)
+        checks = {e.asset_key.to_user_string(): e for e in later.get_asset_check_evaluations()}
+        assert not checks["trades"].passed and checks["equity"].passed
+        kit.write_bad_run(landing, fixed=True)
+        fixed = ingest_job.execute_in_process(
+            run_config={"ops": {"ingest_bundles": {"config": {"bundles": [bad]}}}},
+            resources=resources(lake, landing), instance=instance)
+        checks = {e.asset_key.to_user_string(): e for e in fixed.get_asset_check_evaluations()}
+        assert checks["trades"].passed and checks["runs"].passed
+        assert set(checks) == {"trades", "equity", "events", "ticks", "l2", "runs"}
 
 
 def test_catch_up_records_what_dagster_missed_and_restores_lost_partitions(built_lake,
