@@ -6,6 +6,8 @@ prints and the HTTP API returns, so there is exactly one place that decides what
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +70,29 @@ class BundleRefused(BtlakeError):
             "rows": self.rows[:10],
             "values": [_jsonable(v) for v in self.values[:10]],
         }
+
+
+_SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID",
+                "BTLAKE_API_TOKEN", "BTLAKE_API_READ_TOKEN")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def redact(text: str) -> str:
+    """Text safe to show a user: no terminal escape codes from library errors, no credential
+    values, no user-info in URLs. Every message that leaves btlake goes through here."""
+    text = _USERINFO.sub(r"\1***@", _ANSI.sub("", str(text)))
+    for var in _SECRET_VARS:
+        value = os.environ.get(var)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """An error of the storage service (network, credentials, throttling), not of a bundle:
+    such errors stop a batch and leave its bundles in landing instead of quarantining them."""
+    return isinstance(exc, BtlakeError) and isinstance(exc, OSError)
 
 
 def _jsonable(value: Any) -> Any:

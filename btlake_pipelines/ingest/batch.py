@@ -27,7 +27,7 @@ import polars as pl
 from btlake_pipelines.bundles.loader import LoadedBundle, load_bundles
 from btlake_pipelines.contract.run_ids import printable
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scope
-from btlake_pipelines.errors import BundleRefused
+from btlake_pipelines.errors import BundleRefused, is_store_failure
 from btlake_pipelines.ingest import destinations, faults
 from btlake_pipelines.ingest.market_slices import Slice, compare, plan_waves, slices_of
 from btlake_pipelines.ingest.schema_fit import fit_schemas
@@ -89,7 +89,7 @@ def _is_transient(exc: Exception) -> bool:
     """Failures of the store, not of a bundle: raise them, keep every bundle in landing."""
     from deltalake.exceptions import CommitFailedError
 
-    return isinstance(exc, CommitFailedError | OSError | MemoryError)
+    return isinstance(exc, CommitFailedError | OSError | MemoryError) or is_store_failure(exc)
 
 
 def _ingest_one_by_one(lake: str, zone: LandingZone, names: list[str],

@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
+    from btlake_pipelines.errors import redact
+
+    text = " ".join(redact(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

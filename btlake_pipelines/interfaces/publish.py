@@ -24,7 +24,7 @@ def publish(folder: str | os.PathLike, landing: str | None = None, *,
     if not manifest.is_file():
         raise BtlakeError(f"{folder}: no manifest.json (a bundle needs one)")
     zone = open_landing(landing)
-    if name in zone.bundle_names() and not replace:
+    if zone.has_manifest(name) and not replace:
         raise BtlakeError(f"bundle {name!r} is already waiting in landing; wait for it to be "
                           "ingested or publish with replace")
     files = sorted(p for p in source.iterdir() if p.name != MANIFEST)

@@ -40,7 +40,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import socket
 import uuid
@@ -51,7 +50,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlparse
 
-from btlake_pipelines.errors import BtlakeError
+from btlake_pipelines.errors import BtlakeError, redact
 from btlake_pipelines.landing.zone import MANIFEST, Entry, LandingZone, NewBundles
 from btlake_pipelines.settings import is_object_store
 
@@ -505,18 +504,11 @@ def _parse_cursor(cursor: str | None) -> dict[str, Any]:
 
 # -- errors without secrets -------------------------------------------------------------------
 
-_SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 
 
 def scrub(text: str) -> str:
     """``text`` with credential values and URL user-info removed."""
-    text = _USERINFO.sub(r"\1***@", str(text))
-    for var in _SECRET_VARS:
-        value = os.environ.get(var)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+    return redact(text)
 
 
 def _error_code(exc: BaseException) -> str:

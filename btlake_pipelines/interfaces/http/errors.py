@@ -23,7 +23,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from btlake_pipelines.errors import BtlakeError, BundleRefused, NotFoundError, RetentionError
+from btlake_pipelines.errors import (
+    BtlakeError,
+    BundleRefused,
+    NotFoundError,
+    RetentionError,
+    redact,
+)
 
 log = logging.getLogger("btlake.http")
 
@@ -61,6 +67,7 @@ class Scrubber:
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, str):
+            value = redact(value)
             for root in self.roots:
                 if root in value:
                     value = value.replace(root, "…")
