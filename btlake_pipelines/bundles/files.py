@@ -50,7 +50,9 @@ def _read_csv(data: bytes, bundle: str, table: str) -> pa.Table:
         result = pacsv.read_csv(
             pa.BufferReader(data),
             read_options=pacsv.ReadOptions(block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            # quoted values may hold line breaks (RFC 4180); without this, a file over one
+            # block was refused for what a smaller file was accepted for (no speed cost seen)
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 strings_can_be_null=True, timestamp_parsers=[], auto_dict_encode=False,
                 quoted_strings_can_be_null=False, column_types=_text_columns(table),

@@ -24,6 +24,7 @@ from btlake_pipelines.defs.partitions import daily_partitions, fact_partitions, 
 from btlake_pipelines.defs.resources import LakeResource
 from btlake_pipelines.ingest.rederive import Rederived, rederive, rederive_runs
 from btlake_pipelines.ingest.report import partition_facts, table_facts
+from btlake_pipelines.storage.delta import open_table
 
 GROUP = "lake"
 KINDS = {"deltalake", "polars"}
@@ -48,8 +49,9 @@ _DESCRIPTIONS = {
 def _record(context: AssetExecutionContext, lake: str, table: str,
             results: list[Rederived]) -> MaterializeResult:
     """Partition-scoped metadata for each requested key, and a log line per partition."""
-    facts = table_facts(lake, table)
-    details = partition_facts(lake, table, [r.part for r in results])
+    dt = open_table(lake, table)
+    facts = table_facts(lake, table, dt) if dt is not None else None
+    details = partition_facts(lake, table, [r.part for r in results], dt=dt, facts=facts)
     by_part = {r.part: r for r in results}
     for key in context.partition_keys:
         r = by_part[parse_key(key)]

@@ -34,6 +34,7 @@ from btlake_pipelines.ingest.report import (
     table_facts,
 )
 from btlake_pipelines.ingest.validation_report import WINDOW, ValidationSummary
+from btlake_pipelines.storage.delta import open_table
 
 CHECK_NAME = "bundles_valid"
 _RUNS_SCHEMA = TableSchema(columns=[TableColumn("run_id", "string"),
@@ -93,10 +94,11 @@ def partition_events(lake: str, table: str, touched: dict[Key, int | None], *,
     """One materialization per touched partition that Dagster can represent. A partition's
     source bundles are ``sources[key]`` plus the runs in it that are in ``batch_runs``."""
     keys = [k for k in touched if representable(*k)]
-    facts = table_facts(lake, table)
-    if facts is None or not keys:
+    dt = open_table(lake, table) if keys else None
+    facts = table_facts(lake, table, dt) if dt is not None else None
+    if facts is None:
         return []
-    parts = partition_facts(lake, table, keys)
+    parts = partition_facts(lake, table, keys, dt=dt, facts=facts)
     events = []
     for k in sorted(keys, key=lambda k: (k[1], k[0] or "")):
         found = list((sources or {}).get(k, ()))

@@ -28,6 +28,7 @@ import pyarrow as pa
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scope
 from btlake_pipelines.ingest.archive import load_archived
 from btlake_pipelines.ingest.market_slices import slices_of
+from btlake_pipelines.ingest.report import rows_per_partition
 from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta
 from btlake_pipelines.storage import predicates as P
@@ -158,17 +159,7 @@ def delta_partition_rows(lake: str, table: str) -> dict[tuple, int]:
     """Rows per stored partition, from the Delta log alone (no data file is read): keys are
     ``(market, date)`` for fact tables and ``(None, date)`` for ``runs``."""
     dt = delta.open_table(lake, table)
-    if dt is None:
-        return {}
-    actions = pl.DataFrame(pa.table(dt.get_add_actions(flatten=True)))
-    if actions.is_empty():
-        return {}
-    market = (pl.col("partition.market") if "partition.market" in actions.columns
-              else pl.lit(None, pl.String))
-    counts = actions.group_by(market.alias("m"), pl.col("partition.date").alias("d")).agg(
-        pl.col("num_records").sum())
-    return {(row["m"], _as_date(row["d"])): int(row["num_records"] or 0)
-            for row in counts.iter_rows(named=True)}
+    return {} if dt is None else rows_per_partition(dt)
 
 
 # --- where a partition's rows are archived ------------------------------------------------
@@ -203,8 +194,10 @@ def _market_sources(lake: str, table: str, wanted: set[Part]) -> dict[Part, list
     lf = scan(lake, INGEST_LOG)
     if lf is None:
         return {}
+    days = sorted({d.isoformat() for _, d in wanted})
+    mentions = pl.any_horizontal([pl.col("slices").str.contains(d, literal=True) for d in days])
     log = (lf.filter((pl.col("status") != "quarantined")
-                     & pl.col("slices").str.contains(table, literal=True))
+                     & pl.col("slices").str.contains(table, literal=True) & mentions)
            .select("bundle", "slices", "destination_uri", "content_hash", "handled_at")
            .collect().with_row_index("seq").sort("handled_at", "seq"))
     out: dict[Part, list[Source]] = {}
@@ -293,11 +286,3 @@ def _commit_metadata(parts: list[str], runs: list[str]) -> dict:
     return {"btlake.batch": f"rederive-{stamp}", "btlake.operation": "rederive",
             "btlake.partitions": parts[:1000], "btlake.runs": sorted(set(runs))[:1000],
             "btlake.run_count": str(len(set(runs)))}
-
-
-def _as_date(value) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))

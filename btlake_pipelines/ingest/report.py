@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import polars as pl
@@ -66,25 +66,40 @@ def committed_partitions(lake: str, table: str, versions: Iterable[int]) -> dict
     return out
 
 
-def table_facts(lake: str, table: str) -> TableFacts | None:
-    dt = delta.open_table(lake, table)
+def rows_per_partition(dt) -> dict[Key, int]:
+    """Rows per stored partition of an open table, from its Delta log alone (no data file is
+    read): ``(market, date)`` for fact tables, ``(None, date)`` for ``runs``."""
+    actions = pl.DataFrame(pa.table(dt.get_add_actions(flatten=True)))
+    if actions.is_empty():
+        return {}
+    market = (pl.col("partition.market") if "partition.market" in actions.columns
+              else pl.lit(None, pl.String))
+    counts = actions.group_by(market.alias("m"), pl.col("partition.date").alias("d")).agg(
+        pl.col("num_records").sum())
+    return {(row["m"], _as_date(row["d"])): int(row["num_records"] or 0)
+            for row in counts.iter_rows(named=True)}
+
+
+def table_facts(lake: str, table: str, dt=None) -> TableFacts | None:
+    """Version, schema and row counts of ``table`` (or of the already open ``dt``)."""
+    dt = dt if dt is not None else delta.open_table(lake, table)
     if dt is None:
         return None
-    from btlake_pipelines.ingest.rederive import delta_partition_rows
-
     schema = pa.schema(dt.schema().to_arrow())
-    counts = delta_partition_rows(lake, table)
+    counts = rows_per_partition(dt)
     return TableFacts(table, delta.table_uri(lake, table), dt.version(), sum(counts.values()),
                       [(f.name, str(f.type)) for f in schema], counts)
 
 
-def partition_facts(lake: str, table: str, keys: Iterable[Key], *,
+def partition_facts(lake: str, table: str, keys: Iterable[Key], *, dt=None,
+                    facts: TableFacts | None = None,
                     detail_limit: int = DETAIL_LIMIT) -> dict[Key, PartitionFacts]:
-    """Row counts for every key; previews and per-run counts for the first ``detail_limit``."""
+    """Row counts for every key; previews and per-run counts for the first ``detail_limit``.
+    Pass the open table and its facts when the caller has them (each open replays the log)."""
     keys = sorted(set(keys), key=lambda k: (k[1], k[0] or ""))
-    facts = table_facts(lake, table)
+    dt = dt if dt is not None else delta.open_table(lake, table)
+    facts = facts or (table_facts(lake, table, dt) if dt is not None else None)
     out = {k: PartitionFacts(k, facts.partition_rows.get(k, 0) if facts else 0) for k in keys}
-    dt = delta.open_table(lake, table) if facts else None
     if dt is None:
         return out
     lf = scan_table(dt, lake, table)
@@ -130,3 +145,11 @@ def _preview(part: pl.LazyFrame, columns: list[str], table: str) -> pl.DataFrame
                                                        "environment", "extra")]
     chosen = list(dict.fromkeys([*lead, *required, *rest]))[:PREVIEW_COLUMNS]
     return part.select(chosen).head(PREVIEW_ROWS).collect()
+
+
+def _as_date(value) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))

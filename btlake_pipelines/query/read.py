@@ -67,6 +67,12 @@ def _pinned_runs(catalog: Catalog, table: str) -> dict[int, list[str]]:
     runs = catalog.runs_frame()
     if dt is None or runs.is_empty() or "batch_id" not in runs.columns:
         return {}
+    # a function of the two tables' versions only: worked out once per pair, not per read
+    key = (f"pinned:{table}", dt.version(), catalog.runs_version())
+    return catalog.derived(key, lambda: _pinned_now(dt, runs, table))
+
+
+def _pinned_now(dt, runs: pl.DataFrame, table: str) -> dict[int, list[str]]:
     done = set(runs.get_column("batch_id").unique().to_list())
     pending: dict[str, int] = {}  # run -> the newest unfinished commit naming it
     finished = 0
@@ -135,7 +141,10 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
     if dt is None:
         return _empty(table, columns)
     lf = pl.scan_delta(dt)
-    schema = lf.collect_schema()
+    if version is None:  # the latest version's schema, worked out once per version
+        schema = catalog.derived((f"schema:{table}", dt.version()), lf.collect_schema)
+    else:
+        schema = lf.collect_schema()
     run_scoped = table in FACT_TABLES and FACT_TABLES[table].scope is not Scope.MARKET
     has = schema.names()
 
@@ -177,7 +186,7 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
     for cond in conditions:
         lf = lf.filter(cond)
     if run_scoped and version is None:
-        lf = _visible_runs_only(catalog, lf)
+        lf = _visible_runs_only(catalog, lf, runs_ids)
     return _project(lf, has, columns, table)
 
 
@@ -189,16 +198,23 @@ def _run_dates(catalog: Catalog, run_ids: list[str]) -> list | None:
     return runs.filter(pl.col("run_id").is_in(run_ids)).get_column("date").unique().to_list()
 
 
-def _visible_runs_only(catalog: Catalog, lf: pl.LazyFrame) -> pl.LazyFrame:
+def _visible_runs_only(catalog: Catalog, lf: pl.LazyFrame,
+                       run_ids: list[str] | None = None) -> pl.LazyFrame:
     """Keep market rows and rows of runs whose ``runs`` row records this exact content: a run
-    still being written, or half-replaced by a crashed batch, is not shown."""
+    still being written, or half-replaced by a crashed batch, is not shown. ``run_ids``: the
+    scan is already limited to these runs, so only their hashes are needed."""
     runs = catalog.runs_frame()
     if runs.is_empty():
         return lf.filter(pl.col("run_id").is_null())
     # A filter, not a semi-join + concat of two scans: polars streams it batch by batch (the
     # join made collect_batches hold the whole slice). The content hash covers the manifest,
     # which names the run, so a hash matches exactly one (run_id, content) pair.
-    hashes = runs.get_column("content_hash").unique().implode()
+    if run_ids:
+        hashes = runs.filter(pl.col("run_id").is_in(run_ids)).get_column(
+            "content_hash").unique().implode()
+    else:
+        hashes = catalog.derived(("runs:hashes", catalog.runs_version()), lambda: runs.get_column(
+            "content_hash").unique().implode())
     return lf.filter(pl.col("run_id").is_null() | pl.col("run_hash").is_in(hashes))
 
 

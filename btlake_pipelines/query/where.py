@@ -287,13 +287,15 @@ def _param(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
     if wanted is None:  # is null / is not null: any type counts
         exprs = [pl.col(kinds[k]).struct.field(name) for k in present]
         if not exprs:
-            return pl.lit(None), "string"
+            return pl.lit(None, pl.String), "string"
         return pl.coalesce([e.cast(pl.String) for e in exprs]), "string"
     if wanted not in present:
         if present:
             raise QueryError(f"params.{name} is a {present[0]}; compare it with a "
                              f"{_example(present[0])}, not a {wanted}")
-        return pl.lit(None), wanted
+        # typed, so that like / in on a param no run has is "no match", not a polars error
+        typed = {"number": pl.Float64, "string": pl.String, "bool": pl.Boolean}[wanted]
+        return pl.lit(None, typed), wanted
     return pl.col(kinds[wanted]).struct.field(name), wanted
 
 

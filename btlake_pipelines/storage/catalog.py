@@ -28,7 +28,24 @@ class Catalog:
         self.lake = lake
         self._tables: dict[str, object] = {}
         self._runs: tuple[int, pl.DataFrame] | None = None
+        self._derived: dict[str, tuple[tuple, object]] = {}
         self._lock = threading.RLock()
+
+    def derived(self, key: tuple, compute):
+        """``compute()`` once per ``key``, whose first item names the value and whose other
+        items are the table versions it depends on; only the latest key of a name is kept."""
+        with self._lock:
+            hit = self._derived.get(key[0])
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._derived[key[0]] = (key, value)
+        return value
+
+    def runs_version(self) -> int | None:
+        """The version of the ``runs`` frame :meth:`runs_frame` returned last."""
+        return None if self._runs is None else self._runs[0]
 
     def table(self, name: str):
         """The latest ``DeltaTable`` of ``name`` (None when the table does not exist yet)."""

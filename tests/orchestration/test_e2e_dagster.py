@@ -222,7 +222,7 @@ def _browse(dev: DagsterDev, *, total: int, partition: str, partition_rows: int)
             expect(page.get_by_text(f"{total:,}").first).to_be_visible()
             page.screenshot(path=OUTPUT / "dagster-trades.png")
 
-            page.set_viewport_size({"width": 1440, "height": 1200})
+            page.set_viewport_size({"width": 1800, "height": 1150})
             page.goto(f"{dev.url}/assets/trades?view=partitions&partition="
                       f"{partition.replace('|', '%7C')}")
             expect(page.get_by_text(partition).first).to_be_visible()

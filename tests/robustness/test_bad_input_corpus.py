@@ -265,6 +265,13 @@ CASES: list[Case] = [
     Case("manifest-metric-text", "metrics", manifest_with(metrics={"sharpe": "high"}),
          column="metrics"),
     Case("manifest-symlink", "manifest_file", symlinked_manifest, table="manifest"),
+    Case("manifest-kind-unknown", "kind", manifest_with(kind="live_trading"), column="kind"),
+    Case("manifest-tables-empty", "tables", manifest_with(tables={}), column="tables"),
+    Case("manifest-markets-not-list", "field_type", manifest_with(markets="XNAS"),
+         column="markets"),
+    Case("manifest-param-name-control", "field_name", manifest_with(params={"a\x01b": 1}),
+         column="params"),
+
     # --- names: run ids and file names -------------------------------------------------------
     Case("run-id-slash", "run_id", manifest_with(run_id="a/b"), column="run_id"),
     Case("run-id-dotdot", "run_id", manifest_with(run_id=".."), column="run_id"),
@@ -303,6 +310,9 @@ def good_bundles(landing: Path) -> dict[str, Callable[[Lake], None]]:
                  equity=K.equity_table(0))
     K.write_good(landing, "good-empty-csv", trades=K.trades_table(0), fmt="csv")
     K.write_synthetic(landing, 0)
+    # a quoted line break inside a CSV value is valid CSV (RFC 4180)
+    K.write_good(landing, "good-csv-line-break", fmt="csv",
+                 trades=K.trades_table(2, symbol=pa.array(["AA\nPL", "x\r\ny"])))
     K.write_raw(landing / "good-ticks", K.market_manifest("good-ticks"),
                 {"ticks.parquet": K.parquet_bytes(K.ticks_table())})
 
@@ -322,7 +332,12 @@ def good_bundles(landing: Path) -> dict[str, Callable[[Lake], None]]:
     def ticks(lake: Lake) -> None:
         assert lake.read("ticks", market="XNAS").num_rows == 6
 
+    def line_break(lake: Lake) -> None:
+        got = lake.read("trades", run_id="good-csv-line-break").column("symbol").to_pylist()
+        assert sorted(got) == ["AA\nPL", "x\r\ny"]
+
     return {"good-plain": rows("good-plain", "trades", 4),
+            "good-csv-line-break": line_break,
             "good-identical-rows": identical,
             "good-empty-tables": rows("good-empty-tables", "equity", 0),
             "good-empty-csv": rows("good-empty-csv", "trades", 0),

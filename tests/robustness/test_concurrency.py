@@ -140,10 +140,13 @@ def test_threads_racing_on_one_landing_and_one_lake(tmp_path, monkeypatch):
     barrier = threading.Barrier(4)
     results, errors = [], []
 
+    everything = sorted(p.name for p in landing.iterdir())
+    size = len(everything)
+
     def worker(i: int) -> None:
+        # overlapping windows: each bundle is offered to two ingesters, none offered all
         zone = LocalLandingZone(str(landing))
-        names = sorted(p.name for p in landing.iterdir())
-        names = names[i * 3:] + names[:i * 3]  # each starts claiming at another bundle
+        names = [everything[(i * size // 4 + k) % size] for k in range(size // 2)]
         barrier.wait()
         try:
             results.append(ingest(str(lake), zone, names))
@@ -156,6 +159,7 @@ def test_threads_racing_on_one_landing_and_one_lake(tmp_path, monkeypatch):
     for t in threads:
         t.join(120)
     assert not errors, errors
+    ingest(str(lake), LocalLandingZone(str(landing)))  # a sweep finds nothing left over
     handled = Counter(r.bundle for b in results for r in b.results)
     names = [f.name for f in staged]
     assert handled == Counter(dict.fromkeys(names, 1))

@@ -540,3 +540,12 @@ def test_regressions_found_by_these_properties(tmp_path):
                      "params.lookback > 1")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_param_no_run_has_matches_nothing():
+    """Once a polars error: ``like`` / ``in`` on a param when no run has any text param."""
+    frame = runs_frame([Run("r", "s", BASE, [], {}, {}, {})])
+    for where in ("params.s like 'a%'", "params.s in ('a', 'b')", "params.b = true",
+                  "not params.s like 'a'", "params.x > 1 or params.s like '%'"):
+        assert frame.filter(parse_where(where, frame.schema)).height == 0, where
+    assert frame.filter(parse_where("params.s is null", frame.schema)).height == 1

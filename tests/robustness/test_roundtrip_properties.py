@@ -38,10 +38,9 @@ NON_NEGATIVE = st.one_of(st.just(0.0), POSITIVE)
 
 
 def text(csv: bool, min_size: int = 0):
-    """Printable or not, any script; CSV rows hold no line breaks (they are read one line a
-    row) and no NUL (never allowed in a symbol)."""
-    banned = "\x00\r\n" if csv else "\x00"
-    return st.text(alphabet=st.characters(blacklist_characters=banned,
+    """Printable or not, any script, line breaks included (quoted in CSV); no NUL (never
+    allowed in a symbol)."""
+    return st.text(alphabet=st.characters(blacklist_characters="\x00",
                                           blacklist_categories=("Cs",)),
                    min_size=min_size, max_size=6)
 
