@@ -92,7 +92,9 @@ def hftbacktest_tables(path: Path) -> dict[str, pa.Table]:
         "size": pl.Series(trades["q"], dtype=pl.String).cast(pl.Float64),
         "recv_ts": pl.Series(trades["recv"], dtype=pl.Int64),
         "event_ts": pl.Series(trades["E"], dtype=pl.Int64),
-        "trade_id": pl.Series(trades["t"], dtype=pl.Int64),
+        # trade ids are identifiers, text at every venue (Tardis' BitMEX ids are UUIDs), so
+        # the ticks table keeps one type for them whichever sample lands first
+        "trade_id": pl.Series(trades["t"], dtype=pl.Int64).cast(pl.String),
         "is_buyer_maker": pl.Series(trades["m"], dtype=pl.Boolean),
     }).with_columns(market=pl.lit("BINANCE"))
     _date_snapshots(depth, snapshots, symbol)
@@ -187,7 +189,7 @@ def binance_trades_ticks(path: Path) -> pa.Table:
         symbol=pl.lit("BTCUSDT"),
         price=pl.col("price"),
         size=pl.col("quantity"),
-        trade_id=pl.col("trade_id"),
+        trade_id=pl.col("trade_id").cast(pl.String),
         is_buyer_maker=pl.col("buyer_maker") == "True",
     )
     return _typed(ticks, {"ts": _UTC_MS})
