@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
+from btlake_pipelines.defs.concurrency import LAKE_WRITER_POOL
 from btlake_pipelines.defs.metadata import contract_schema, partition_metadata
 from btlake_pipelines.defs.partitions import daily_partitions, fact_partitions, parse_key
 from btlake_pipelines.defs.resources import LakeResource
@@ -79,6 +80,7 @@ def fact_asset(table: str) -> AssetsDefinition:
         name=table,
         partitions_def=fact_partitions,
         backfill_policy=BackfillPolicy.single_run(),
+        pool=LAKE_WRITER_POOL,
         deps=[raw_bundles],
         group_name=GROUP,
         kinds=KINDS,
@@ -100,6 +102,7 @@ def fact_asset(table: str) -> AssetsDefinition:
     name=RUNS,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    pool=LAKE_WRITER_POOL,
     deps=[raw_bundles],
     group_name=GROUP,
     kinds=KINDS,

@@ -24,6 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
+from btlake_pipelines.defs.concurrency import LAKE_WRITER_POOL
 from btlake_pipelines.defs.metadata import check_evaluation, partition_events
 from btlake_pipelines.defs.partitions import MARKET, parse_key, representable
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
@@ -42,7 +43,8 @@ class IngestConfig(Config):
     bundles: list[str] = Field(description="bundle names in landing (the sensor fills this)")
 
 
-@op(description="Ingest one batch of bundles from landing; record the partitions it touched "
+@op(pool=LAKE_WRITER_POOL,
+    description="Ingest one batch of bundles from landing; record the partitions it touched "
                 "and the validation results.")
 def ingest_bundles(context: OpExecutionContext, config: IngestConfig, lake: LakeResource,
                    landing: LandingZoneResource) -> None:
@@ -98,7 +100,7 @@ class MaintainConfig(Config):
                                  description="vacuum files older than this")
 
 
-@op(retry_policy=RetryPolicy(max_retries=2, delay=60),
+@op(retry_policy=RetryPolicy(max_retries=2, delay=60), pool=LAKE_WRITER_POOL,
     description="Compact and Z-order one day's partitions, checkpoint, vacuum past retention.")
 def maintain_lake(context: OpExecutionContext, config: MaintainConfig,
                   lake: LakeResource) -> None:
@@ -127,7 +129,8 @@ class CatchUpConfig(Config):
                                                 "per run (the rest on the next run)")
 
 
-@op(description="Re-derive partitions the archive holds but the lake lacks; record "
+@op(pool=LAKE_WRITER_POOL,
+    description="Re-derive partitions the archive holds but the lake lacks; record "
                 "partitions the lake holds but Dagster has not recorded.")
 def catch_up(context: OpExecutionContext, config: CatchUpConfig, lake: LakeResource) -> None:
     instance = context.instance
