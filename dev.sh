@@ -102,8 +102,15 @@ stop_all() {
         sleep 1
     done
     # Each server is its own process group (set -m): sweep what is left, run workers included.
-    for pid in "${PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+    # Without a terminal job control may be off; then walk each server's process tree instead.
+    for pid in "${PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || kill_tree "$pid"; done
     wait 2>/dev/null || true
+}
+
+kill_tree() {
+    local child
+    for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill -KILL "$1" 2>/dev/null || true
 }
 
 cmd_up() {
