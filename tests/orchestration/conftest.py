@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,11 +69,51 @@ def built_lake(lake_template: BuiltLake, tmp_path: Path) -> BuiltLake:
     return BuiltLake(str(tmp_path / "lake"), tmp_path / "landing")
 
 
-@pytest.fixture
-def dagster_instance() -> Iterator:
-    """A throwaway Dagster instance (in-memory storage) with the lake's markets registered."""
+@pytest.fixture(params=["ephemeral", pytest.param("postgres", marks=pytest.mark.postgres)])
+def dagster_instance(request: pytest.FixtureRequest, tmp_path: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """A throwaway Dagster instance with the lake's markets registered: every test that uses
+    it runs twice, on in-memory storage and on the real `dagster_home/postgres/dagster.yaml`
+    against a PostgreSQL server (a fresh database per test)."""
     from dagster import DagsterInstance
 
-    with DagsterInstance.ephemeral() as instance:
+    if request.param == "ephemeral":
+        with DagsterInstance.ephemeral() as instance:
+            instance.add_dynamic_partitions("market", [*kit.MARKETS, "TRUEFX"])
+            yield instance
+        return
+    with _postgres_instance(request.getfixturevalue("postgres_env"), tmp_path,
+                            monkeypatch) as instance:
         instance.add_dynamic_partitions("market", [*kit.MARKETS, "TRUEFX"])
         yield instance
+
+
+@contextmanager
+def _postgres_instance(settings: dict[str, str], base_dir: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    import uuid
+
+    import psycopg2
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    database = f"dagster_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(host=settings["DAGSTER_PG_HOST"], port=settings["DAGSTER_PG_PORT"],
+                             user=settings["DAGSTER_PG_USER"],
+                             password=settings["DAGSTER_PG_PASSWORD"],
+                             dbname=settings["DAGSTER_PG_DB"])
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{database}"')
+    for key, value in {**settings, "DAGSTER_PG_DB": database}.items():
+        monkeypatch.setenv(key, value)
+    config_dir = Path(__file__).resolve().parents[2] / "dagster_home" / "postgres"
+    try:
+        with DagsterInstance.from_ref(InstanceRef.from_dir(str(base_dir),
+                                                           config_dir=str(config_dir))) as inst:
+            assert type(inst.run_storage).__name__ == "PostgresRunStorage"
+            yield inst
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.close()
