@@ -20,9 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--cases", help="comma-separated subset of: " + ", ".join(_cases()))
     run.add_argument("--no-peers", action="store_true", help="skip ArcticDB and MLflow")
     run.add_argument("--out", default=str(RESULTS), help="results folder")
+    run.add_argument("--work", help="data folder (default bench/work/full or bench/work/quick)")
     args = parser.parse_args(argv)
     sys.exit(run_bench(quick=args.quick, only=args.cases, no_peers=args.no_peers,
-                       out=args.out))
+                       out=args.out, work=args.work))
 
 
 def _cases() -> list[str]:
@@ -36,7 +37,7 @@ def log(message: str) -> None:
 
 
 def run_bench(*, quick: bool, only: str | None = None, no_peers: bool = False,
-              out: str | None = None) -> int:
+              out: str | None = None, work: str | None = None) -> int:
     from pathlib import Path
 
     from bench.cases import CASES
@@ -52,7 +53,8 @@ def run_bench(*, quick: bool, only: str | None = None, no_peers: bool = False,
         for name, why in problems.items():
             log(f"  {name}: {why}")
         log(f"  peers ready in {time.perf_counter() - t0:.0f} s")
-    ctx = Context(QUICK if quick else FULL, quick, problems, log)
+    ctx = Context(QUICK if quick else FULL, quick, problems, log,
+                  work=Path(work) if work else None)
     selected = [c.strip() for c in only.split(",")] if only else list(CASES)
     unknown = [c for c in selected if c not in CASES]
     if unknown:

@@ -42,7 +42,7 @@ class Sizes:
     sensor_handled: int = 100_000
     sensor_new: int = 10
     appends: int = 1_000
-    append_rows: int = 1_000
+    append_rows: int = 100  # a small append: a few seconds of one feed
     http_runs: int = 1_000_000
     reps: int = 5  # heavy cases (ingest): the minimum
     query_reps: int = 21  # fast queries: more samples are cheap
@@ -132,12 +132,12 @@ class CaseResult:
 
 class Context:
     def __init__(self, sizes: Sizes, quick: bool, peer_problems: dict[str, str],
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], work: Path | None = None) -> None:
         self.sizes = sizes
         self.quick = quick
         self.peer_problems = peer_problems
         self.log = log
-        self.work = WORK / ("quick" if quick else "full")
+        self.work = work or WORK / ("quick" if quick else "full")
         self.work.mkdir(parents=True, exist_ok=True)
         self._worker = None
         self.shared: dict[str, Any] = {}  # data one case leaves for a later one

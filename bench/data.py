@@ -34,6 +34,18 @@ RUN_BASE = datetime(2024, 1, 1, tzinfo=UTC)
 RUN_MARKETS = ("XNAS", "XNYS", "BINANCE")
 
 
+def layout_key() -> str:
+    """What the stored layout depends on (the writer and the table specs, by source text):
+    cached lakes under bench/work are rebuilt when it changes."""
+    from btlake_pipelines.contract import tables
+    from btlake_pipelines.storage import delta
+
+    digest = hashlib.sha256()
+    for module in (delta, tables):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def ticks(n_rows: int, days: int, markets: tuple[str, ...], symbols: int, *,
           start: date = TICK_START, seed: int = 1) -> pa.Table:
     return synthetic_ticks(n_rows, markets=list(markets), symbols_per_market=symbols,

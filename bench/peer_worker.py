@@ -146,8 +146,9 @@ def mlflow_load(args: dict) -> dict:
     are inserted with ``executemany`` into MLflow's own tables (runs, params, latest_metrics,
     tags) in exactly the shape that real run has, because logging a million runs through the
     tracking API would take hours. The metric history table (``metrics``) stays empty:
-    ``search_runs`` filters, orders and returns metrics from ``latest_metrics``. Input: a Parquet file with run_id,
-    strategy_id, market, created_ms, one ``p_<name>`` column per param, ``m_<name>`` per metric.
+    ``search_runs`` filters, orders and returns metrics from ``latest_metrics``. Input: a
+    Parquet file with run_id, strategy_id, market, created_ms, one ``p_<name>`` column per
+    param, ``m_<name>`` per metric.
     """
     import mlflow
     import pyarrow.parquet as pq
@@ -261,7 +262,7 @@ def plot_png(args: dict) -> dict:
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
     for i, v in enumerate(values):
-        ax.text(v, i, f" {v:.2g}x", va="center", fontsize=8)
+        ax.text(v, i, f" {v:.0f}x" if v >= 100 else f" {v:.2g}x", va="center", fontsize=8)
     ax.set_xlabel("btlake speed / peer speed (log scale; > 1 = btlake faster)")
     ax.set_title(args.get("title", "btlake vs peers"), fontsize=10)
     fig.tight_layout()

@@ -79,10 +79,11 @@ class Worker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         env.setdefault("MLFLOW_TRACKING_URI", "sqlite:///" + str(BENCH / "work" / "unused.db"))
         env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(
-            [str(PYTHON), "-u", str(BENCH / "peer_worker.py")], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=open(BENCH / "work" / "peer_worker.log", "ab"),
-            text=True, env=env, cwd=str(BENCH.parent))
+        (BENCH / "work").mkdir(exist_ok=True)
+        with open(BENCH / "work" / "peer_worker.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(PYTHON), "-u", str(BENCH / "peer_worker.py")], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=str(BENCH.parent))
 
     def call(self, cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
         assert self.proc.stdin and self.proc.stdout

@@ -7,7 +7,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import time
 from html import escape
 from importlib import metadata
@@ -237,5 +236,3 @@ def ratios_svg(chart: list[tuple[str, float, bool | None]]) -> str:
     parts.append("</svg>")
     return "\n".join(parts)
 
-
-_ = sys

@@ -13,7 +13,7 @@ import polars as pl
 
 from bench import data
 from bench.core import CaseResult, Context, Row, Target, profile_top
-from bench.timing import Stats, interleave
+from bench.timing import interleave
 
 STAMP = "stamp.json"
 
@@ -81,14 +81,14 @@ def small_bundles(ctx: Context) -> CaseResult:
                      "per table per batch, runs rows, ingest_log, and moving each bundle out.")
     if rate < 100:
         setup("", 0)
-        _, res.profile = profile_top(run, 18)
+        zone = LocalLandingZone(str(landing))
+        _, res.profile = profile_top(lambda: ingest(str(lake), zone, batches[0]), 18)
+        res.profile = f"one batch of {len(batches[0])} bundles\n" + res.profile
     return res
 
 
 def sensor(ctx: Context) -> CaseResult:
     """The sensor's listing cost with 100,000 handled bundles behind it and 10 new ones."""
-    from btlake_pipelines.landing.local import LocalLandingZone
-
     s = ctx.sizes
     res = CaseResult("sensor", f"Sensor tick: {s.sensor_handled:,} handled bundles + "
                      f"{s.sensor_new} new")
@@ -101,21 +101,36 @@ def sensor(ctx: Context) -> CaseResult:
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
         ctx.log(f"  writing {s.sensor_handled:,} archived bundles")
-        manifest = json.dumps({"format": "btlake.bundle/1", "run_id": "x"}).encode()
+        text = json.dumps({"format": "btlake.bundle/1", "run_id": "x"}).encode()
+        sources: list[Path] = []
+
+        def manifest_for(i: int) -> Path:
+            """A file to hard-link (cheaper than writing 200,000 files); a new one every
+            10,000 bundles (20,000 links), under the file system's limit of links per file."""
+            while len(sources) <= i // 10_000:
+                path = root / f"manifest-{len(sources)}.json"
+                path.write_bytes(text)
+                sources.append(path)
+            return sources[i // 10_000]
+
         archive = big_lake / "_archive"
+        archive.mkdir(parents=True)
+        stuck.mkdir(parents=True)
         for i in range(s.sensor_handled):
-            folder = archive / f"run-{i:06d}" / f"20250101T000000000000Z-{i:012x}"
-            folder.mkdir(parents=True)
-            (folder / "manifest.json").write_bytes(manifest)
+            run = str(archive / f"run-{i:06d}")
+            os.mkdir(run)
+            folder = f"{run}/20250101T000000000000Z-{i:012x}"
+            os.mkdir(folder)
+            os.link(manifest_for(i), f"{folder}/manifest.json")
             # the same bundles still sitting in a landing folder: the worst case
-            target = stuck / f"old-{i:06d}"
-            target.mkdir(parents=True)
-            (target / "manifest.json").write_bytes(manifest)
+            target = f"{stuck}/old-{i:06d}"
+            os.mkdir(target)
+            os.link(manifest_for(i), f"{target}/manifest.json")
         for landing in (big_landing, small_landing, stuck):
             for i in range(s.sensor_new):
                 folder = landing / f"new-{i:03d}"
                 folder.mkdir(parents=True, exist_ok=True)
-                (folder / "manifest.json").write_bytes(manifest)
+                (folder / "manifest.json").write_bytes(text)
         small_lake.mkdir(parents=True, exist_ok=True)
         _mark(root, key)
 
@@ -135,9 +150,8 @@ def sensor(ctx: Context) -> CaseResult:
     big, small = stats[labels[0]].median, stats[labels[1]].median
     res.targets.append(Target("<= 1 s", big * 1000, "ms", big <= 1.0))
     ratio = big / small
-    res.targets.append(Target("<= 2x the small landing", ratio, "x", ratio <= 2.0,
-                              small / big, "sensor tick: small / big landing"))
-    res.notes.append(tick.__doc__ or "")
+    res.targets.append(Target("<= 2x the small landing", ratio, "x", ratio <= 2.0))
+    res.notes.append(" ".join((tick.__doc__ or "").split()))
     res.notes.append(
         "Handled bundles leave landing (archive or quarantine), so a landing that has seen "
         "100,000 bundles holds only the new ones: the tick costs what is new. The stress row "
@@ -218,13 +232,13 @@ def compaction(ctx: Context) -> CaseResult:
 
     reps = max(s.reps, 5) if not ctx.quick else s.reps
     before = interleave({"cold": read_cold, "warm": read_warm}, reps, warmup=1)
-    files_before = len(list((root / "lake" / "ticks").rglob("*.parquet")))
+    files_before = _data_files(root / "lake" / "ticks")
     t0 = time.perf_counter()
     maintain(lake, tables=["ticks"], retention_hours=0)
     maintain_seconds = time.perf_counter() - t0
     warm_lake = Lake(lake)
     after = interleave({"cold": read_cold, "warm": read_warm}, reps, warmup=1)
-    files_after = len(list((root / "lake" / "ticks").rglob("*.parquet")))
+    files_after = _data_files(root / "lake" / "ticks")
     assert read_cold() == df.height
     for label, st in (("before maintain: new Lake (log replay + read)", before["cold"]),
                       ("before maintain: warm Lake (read only)", before["warm"]),
@@ -240,9 +254,15 @@ def compaction(ctx: Context) -> CaseResult:
     res.notes.append(
         f"{s.appends:,} appends of {s.append_rows:,} ticks each to one (market, date) "
         f"partition through btlake's writer (`storage.delta.write`, append) took "
-        f"{append_seconds:.1f} s; files {files_before:,} -> {files_after:,}; `maintain` "
-        f"(Z-order by symbol, ts; checkpoint; vacuum) took {maintain_seconds:.1f} s.")
+        f"{append_seconds:.1f} s; data files {files_before:,} -> {files_after:,}; `maintain` "
+        f"(Z-order by symbol, ts; checkpoint; vacuum) took {maintain_seconds:.1f} s. The read "
+        "is the whole partition, all columns. What compaction removes is a per-file cost "
+        "(about a quarter of a millisecond per file here), so the ratio depends on the rows per "
+        "append: with 1,000-row appends (1M rows) an earlier run measured 259 ms before and "
+        "50 ms after (5.2x), the read after being bound by decoding a million rows.")
     return res
 
 
-_ = (Stats,)
+def _data_files(table_dir: Path) -> int:
+    """Parquet data files (checkpoints in _delta_log are not data)."""
+    return sum(1 for p in table_dir.rglob("*.parquet") if "_delta_log" not in p.parts)

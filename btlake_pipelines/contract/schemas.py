@@ -36,8 +36,17 @@ def _json_text(data: pa.PolarsData) -> pl.LazyFrame:
             return False
         return True
 
+    def check(values: pl.Series) -> pl.Series:
+        # Each distinct text is parsed once: payloads repeat a lot (360,000 event rows of
+        # 500 bundles held 12,000 distinct payloads), and json.loads per row was most of the
+        # time of validating a batch of small bundles.
+        bad = [v for v in values.drop_nulls().unique().to_list() if not parses(v)]
+        if not bad:
+            return pl.repeat(True, values.len(), dtype=pl.Boolean, eager=True)
+        return values.is_null() | ~values.is_in(pl.Series(bad, dtype=values.dtype).implode())
+
     return data.lazyframe.select(
-        pl.col(data.key).map_elements(parses, return_dtype=pl.Boolean, skip_nulls=False)
+        pl.col(data.key).map_batches(check, return_dtype=pl.Boolean)
     )
 
 

@@ -235,9 +235,12 @@ class _Writer:
         predicate = P.any_of(merged + sorted({p.predicate for p in parts if p.run_id is None}))
         spec = FACT_TABLES[table]
         if frames:
-            df = pl.concat(frames, how="diagonal_relaxed")
-            order = [c for c in ("market", "date", *spec.sort_by) if c in df.columns]
-            data = df.sort(order).to_arrow()
+            df = _presorted(frames, ("market", "date", *spec.sort_by))
+            if df is None:
+                df = pl.concat(frames, how="diagonal_relaxed")
+                order = [c for c in ("market", "date", *spec.sort_by) if c in df.columns]
+                df = df.sort(order)
+            data = df.to_arrow()
         else:
             data = None
         runs = sorted({p.bundle for p in parts})
@@ -256,6 +259,24 @@ class _Writer:
         faults.point(f"after_commit:{table}")
         self.batch.commits.setdefault(table, []).append(version)
         return version
+
+
+def _presorted(frames: list[pl.DataFrame], order: tuple[str, ...]) -> pl.DataFrame | None:
+    """The frames concatenated in ``order`` without sorting rows, when each frame is one key
+    (constant in every column of ``order`` but the last, sorted by the last): a market-data
+    slice or one run's rows usually is. Same rows as a stable sort; None when it does not
+    apply. Sorting 10M tick rows by strings took seconds, this takes a fraction of one."""
+    prefix, last = list(order[:-1]), order[-1]
+    keyed = []
+    for f in frames:
+        if any(c not in f.columns for c in order) or not f.get_column(last).is_sorted():
+            return None
+        if any(f.get_column(c).n_unique() != 1 for c in prefix):
+            return None
+        first = f.select(prefix).row(0)
+        keyed.append((tuple((v is not None, v) for v in first), f))
+    keyed.sort(key=lambda item: item[0])
+    return pl.concat([f for _, f in keyed], how="diagonal_relaxed")
 
 
 def _empty_like(lake: str, table: str):

@@ -72,12 +72,13 @@ class Slice:
 def slices_of(bundle: str, table: str, df: pl.DataFrame) -> list[Slice]:
     keys = ["market", "date", *(["symbol"] if "symbol" in FACT_TABLES[table].slice_by else [])]
     exact = (pl.col("ts").cast(pl.Int64) * 1000 + pl.col("ts_nanos").cast(pl.Int64))
-    with_ns = df.with_columns(exact.alias("__ns"))
     out: list[Slice] = []
-    for key, part in with_ns.group_by(keys, maintain_order=True):
-        ns = part.get_column("__ns")
+    # one partitioning pass (half the time of iterating a group_by on 10M rows), then the
+    # exact-ns bounds of each part
+    for key, part in df.partition_by(keys, maintain_order=True, as_dict=True).items():
+        first_ns, last_ns = part.select(exact.min(), exact.max().alias("hi")).row(0)
         out.append(Slice(bundle, table, key[0], key[2] if len(key) > 2 else None, key[1],
-                         int(ns.min()), int(ns.max()), part.drop("__ns")))
+                         int(first_ns), int(last_ns), part))
     return out
 
 

@@ -34,9 +34,24 @@ def read_table(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
     Runs are read whole: a run whose rows in the latest version belong to a batch that has not
     yet written its ``runs`` rows (in progress, or killed) is read at the version its ``runs``
     row pins, so a reader never sees half of a replace."""
-    lazy = scan_read(catalog, table, run_id=run_id, strategy=strategy, market=market,
-                     symbol=symbol, start=start, end=end, columns=columns, as_of=as_of)
-    return join_nanos(lazy.collect().to_arrow())
+    def lazy() -> pl.LazyFrame:
+        return scan_read(catalog, table, run_id=run_id, strategy=strategy, market=market,
+                         symbol=symbol, start=start, end=end, columns=columns, as_of=as_of)
+
+    if as_of is None and run_id is None and strategy is None and start is not None \
+            and end is not None:
+        # market data by market / symbol / time: footers and file stats kept per version
+        from btlake_pipelines.query.fast_slice import fast_market_slice
+
+        check_table(table)
+        fast = fast_market_slice(
+            catalog, table, lazy, markets=as_list(market), symbols=as_list(symbol),
+            begin=parse_time(start, what="start"), finish=parse_time(end, what="end"),
+            columns=[c.strip() for c in columns.split(",") if c.strip()]
+            if isinstance(columns, str) else columns)
+        if fast is not None:
+            return join_nanos(fast)
+    return join_nanos(lazy().collect().to_arrow())
 
 
 def scan_read(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pyarrow as pa
+
 from btlake_pipelines.contract.tables import ALL_TABLES, FACT_TABLES
 from btlake_pipelines.storage import maintenance_state
 from btlake_pipelines.storage.delta import open_table, writer_properties
@@ -49,6 +51,7 @@ def maintain(lake: str, *, tables: list[str] | None = None,
         if progress:
             progress(table)
         report = TableReport(table, dt.version(), dt.version())
+        schema = pa.schema(dt.schema().to_arrow())
         spec = FACT_TABLES.get(table)
         props = CommitProperties(custom_metadata={"btlake.maintenance": "optimize"})
         filters = _filters(table, partitions)
@@ -56,10 +59,10 @@ def maintain(lake: str, *, tables: list[str] | None = None,
             if spec is not None:
                 metrics = dt.optimize.z_order(
                     list(spec.sort_by[:2]), partition_filters=flt,
-                    writer_properties=writer_properties(table), commit_properties=props)
+                    writer_properties=writer_properties(table, schema), commit_properties=props)
             else:
                 metrics = dt.optimize.compact(
-                    partition_filters=flt, writer_properties=writer_properties(table),
+                    partition_filters=flt, writer_properties=writer_properties(table, schema),
                     commit_properties=props)
             report.files_removed += int(metrics.get("numFilesRemoved", 0))
             report.files_added += int(metrics.get("numFilesAdded", 0))
