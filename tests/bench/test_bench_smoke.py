@@ -1,0 +1,42 @@
+"""The benchmark cannot rot: its smoke variant (tiny sizes, no timing assertions, peers only if
+already installed) runs every case and writes a results file naming each of them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def test_quick_bench_writes_every_case(tmp_path: Path) -> None:
+    from bench.cases import CASES
+
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--quick", "--no-peers", "--out", str(out),
+         "--work", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    doc = json.loads((out / "latest.json").read_text())
+    assert doc["mode"] == "quick"
+    cases = {c["key"]: c for c in doc["cases"]}
+    assert set(cases) == set(CASES)
+    for key, case in cases.items():
+        assert case["error"] is None, f"{key}: {case['error']}"
+        assert case["rows"], key
+        assert case["targets"], key
+        timed = [r for r in case["rows"] if r["stats"]]
+        assert all(r["stats"]["n"] >= 1 for r in timed), key
+
+    text = (out / "latest.md").read_text()
+    for key in CASES:
+        assert f"## {key}:" in text, key
+    assert "## Targets" in text and "## Machine" in text
+    svg = (out / "ratios.svg").read_text()
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
