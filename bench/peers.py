@@ -37,8 +37,11 @@ def ensure(install: bool, log) -> dict[str, str]:
             return {name: "peers venv not installed (run the full bench once)"
                     for name in PACKAGES}
         log(f"creating {VENV.relative_to(BENCH.parent)}")
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True,
-                       capture_output=True)
+        proc = subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            why = " ".join((proc.stderr or proc.stdout).split())[-300:]
+            return {name: f"could not create the peers venv: {why}" for name in PACKAGES}
     missing = _missing()
     if missing and install:
         for name in missing:
