@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.system_tools import require_or_skip  # noqa: F401 - re-exported for tests
 
 
 @dataclass
@@ -27,12 +28,3 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LakeDirs:
     monkeypatch.setenv("BTLAKE_LAKE", str(lake))
     monkeypatch.setenv("BTLAKE_LANDING", str(landing))
     return LakeDirs(str(lake), str(landing))
-
-
-def require_or_skip(condition: bool, reason: str) -> None:
-    """Skip when a system tool is missing, unless CI demands every end-to-end test runs."""
-    if condition:
-        return
-    if os.environ.get("BTLAKE_E2E_REQUIRED") == "1":
-        pytest.fail(f"required for CI: {reason}")
-    pytest.skip(reason)

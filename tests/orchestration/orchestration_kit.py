@@ -8,7 +8,6 @@ synthetic backtests spread over two dates and three markets (every run table has
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,10 +15,10 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pytest
 
 from btlake_pipelines.demo import synthetic_backtest, write_bundle, write_real_sample_bundles
 from btlake_pipelines.storage.delta import open_table
+from tests.system_tools import require_or_skip  # noqa: F401 - re-exported for tests
 
 DAYS = (date(2024, 11, 4), date(2024, 11, 5))
 MARKETS = ("XNAS", "XNYS", "BINANCE")  # the order synthetic_backtest cycles through
@@ -128,12 +127,3 @@ def partition_rows(lake: str, table: str, market: str | None, day: date) -> pl.D
     df = lf.filter(expr).collect()
     plain = [c for c, t in df.schema.items() if not isinstance(t, pl.Struct | pl.List)]
     return df.select(sorted(plain)).sort(sorted(plain), nulls_last=True)
-
-
-def require_or_skip(condition: bool, reason: str) -> None:
-    """Skip when a system tool is missing, unless CI demands every end-to-end test runs."""
-    if condition:
-        return
-    if os.environ.get("BTLAKE_E2E_REQUIRED") == "1":
-        pytest.fail(f"required for CI: {reason}")
-    pytest.skip(reason)
