@@ -84,14 +84,6 @@ def _read_or_refusal(zone: LandingZone, name: str) -> LoadedBundle | BundleRefus
                              f"{' '.join(str(exc).split())[:200]}")
 
 
-def load_bundle(zone: LandingZone, name: str) -> LoadedBundle:
-    """Read, normalize and validate one complete bundle, or raise its refusal."""
-    good, refused = load_bundles(zone, [name])
-    if refused:
-        raise refused[0]
-    return good[0]
-
-
 def read_bundle(zone: LandingZone, name: str) -> LoadedBundle:
     """Read and normalize one complete bundle; value rules are not checked yet."""
     if not is_valid_run_id(name):

@@ -7,8 +7,6 @@ column ``C_nanos`` (0..999) with the rest, so ``C * 1000 + C_nanos`` is the exac
 
 from __future__ import annotations
 
-import re
-
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -142,6 +140,3 @@ def join_nanos(table: pa.Table) -> pa.Table:
         table = table.drop_columns([helper])
     return table
 
-
-def looks_like_nanos_column(name: str) -> bool:
-    return bool(re.search(re.escape(NANOS_SUFFIX) + "$", name))

@@ -79,11 +79,6 @@ RUN_COLUMNS = ("run_id", "strategy_id", "run_hash")
 NANOS_SUFFIX = "_nanos"
 
 
-def table_spec(name: str) -> TableSpec:
-    """The spec of a fact table, or a KeyError for anything else."""
-    return FACT_TABLES[name]
-
-
 def is_market_rows(table: str, bundle_kind: str) -> bool:
     """Whether a bundle's rows of ``table`` are shared market data (stored once, by slice)
     rather than the run's own results (replaced by run id)."""

@@ -75,15 +75,17 @@ def _record(context: AssetExecutionContext, lake: str, table: str,
                                        "delta_versions": MetadataValue.json(written)})
 
 
+#: What every table asset shares: backfills as one run, one lake writer at a time, fed by the
+#: raw bundles.
+_TABLE_ASSET = dict(backfill_policy=BackfillPolicy.single_run(), pool=LAKE_WRITER_POOL,
+                    deps=[raw_bundles], group_name=GROUP, kinds=KINDS)
+
+
 def fact_asset(table: str) -> AssetsDefinition:
     @asset(
         name=table,
         partitions_def=fact_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        pool=LAKE_WRITER_POOL,
-        deps=[raw_bundles],
-        group_name=GROUP,
-        kinds=KINDS,
+        **_TABLE_ASSET,
         description=f"{_DESCRIPTIONS[table]} Materializing a partition re-derives it from the "
                     "archived bundles.",
         metadata={"dagster/column_schema": contract_schema(table),
@@ -101,11 +103,7 @@ def fact_asset(table: str) -> AssetsDefinition:
 @asset(
     name=RUNS,
     partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    pool=LAKE_WRITER_POOL,
-    deps=[raw_bundles],
-    group_name=GROUP,
-    kinds=KINDS,
+    **_TABLE_ASSET,
     description="One row per run: manifest, params, metrics, table versions, archive copy. "
                 "Partitioned by the run's creation date; run ids are never partitions. "
                 "Materializing a date rebuilds its rows from the archived manifests.",

@@ -62,9 +62,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                                   until=args.until, where=args.where, order_by=args.order_by,
                                   desc=args.desc, limit=args.limit)
     if args.out and args.out.lower().endswith((".parquet", ".arrow", ".csv")):
-        from btlake_pipelines.query.search import to_arrow
-
-        kind = write_table(to_arrow(frame), args.out)
+        kind = write_table(frame.to_arrow(), args.out)
         print(f"{total} run(s) matched; wrote {frame.height} to {args.out} ({kind})",
               file=sys.stderr)
         return 0

@@ -3,8 +3,6 @@ and exact nanosecond timestamps restored."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import polars as pl
 import pyarrow as pa
 
@@ -13,6 +11,7 @@ from btlake_pipelines.contract.tables import ALL_TABLES, FACT_TABLES, NANOS_SUFF
 from btlake_pipelines.errors import NotFoundError, QueryError
 from btlake_pipelines.query.search import glob_to_regex
 from btlake_pipelines.storage.catalog import Catalog
+from btlake_pipelines.storage.delta import commit_runs
 from btlake_pipelines.versions.time_travel import parse_as_of, parse_time
 
 
@@ -101,7 +100,7 @@ def _pinned_now(dt, runs: pl.DataFrame, table: str) -> dict[int, list[str]]:
             if finished >= _FINISHED_BATCHES_SCANNED:
                 break
             continue
-        for name in _names(entry.get("btlake.runs")):
+        for name in commit_runs(entry):
             pending.setdefault(name, int(entry["version"]))
     if not pending:
         return {}
@@ -129,16 +128,6 @@ def _recent_history(dt):
         if len(entries) < limit:
             return
         seen, limit = len(entries), limit * 4
-
-
-def _names(value) -> list[str]:
-    import json
-
-    try:
-        parsed = json.loads(value) if isinstance(value, str) else value or []
-    except ValueError:
-        return []
-    return [str(v) for v in parsed] if isinstance(parsed, list) else []
 
 
 def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
@@ -251,6 +240,3 @@ def _empty(table: str, columns: list[str] | None) -> pl.LazyFrame:
     names = list(columns or ([*spec.required_names, "market", "date"] if spec else []))
     return pl.LazyFrame({n: [] for n in names})
 
-
-def ensure_datetime(value) -> datetime:
-    return parse_time(value)

@@ -7,7 +7,6 @@ from datetime import date, datetime
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from btlake_pipelines.errors import QueryError
 from btlake_pipelines.query.where import field_expr, parse_where
@@ -204,6 +203,3 @@ def jsonable(value: Any) -> Any:
         return None
     return value
 
-
-def to_arrow(frame: pl.DataFrame) -> pa.Table:
-    return frame.to_arrow()

@@ -133,3 +133,17 @@ def _text(value: Any) -> str:
     import json
 
     return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def commit_runs(entry: dict[str, Any]) -> list[str]:
+    """The run (bundle) names a btlake commit recorded in its metadata, as written above."""
+    import json
+
+    value = entry.get("btlake.runs")
+    if not value:
+        return []
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return []
+    return [str(v) for v in parsed] if isinstance(parsed, list) else []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +9,7 @@ import pyarrow as pa
 
 from btlake_pipelines.query.read import check_table
 from btlake_pipelines.storage.catalog import Catalog
+from btlake_pipelines.storage.delta import commit_runs
 
 HISTORY_SCHEMA = pa.schema([
     ("version", pa.int64()), ("timestamp", pa.timestamp("ms", "UTC")),
@@ -34,7 +34,7 @@ def table_history(catalog: Catalog, table: str) -> pa.Table:
 def _row(entry: dict[str, Any]) -> dict[str, Any]:
     metrics = entry.get("operationMetrics") or {}
     params = entry.get("operationParameters") or {}
-    runs = _json_list(entry.get("btlake.runs"))
+    runs = commit_runs(entry)
     removed = entry.get("btlake.rows_removed")
     return {
         "version": int(entry["version"]),
@@ -51,16 +51,6 @@ def _row(entry: dict[str, Any]) -> dict[str, Any]:
         "batch_id": entry.get("btlake.batch"),
         "predicate": params.get("predicate"),
     }
-
-
-def _json_list(value: Any) -> list[str]:
-    if not value:
-        return []
-    try:
-        parsed = json.loads(value) if isinstance(value, str) else value
-    except ValueError:
-        return []
-    return [str(v) for v in parsed] if isinstance(parsed, list) else []
 
 
 def _int(value: Any) -> int | None:
