@@ -29,7 +29,7 @@ from btlake_pipelines.contract.run_ids import printable
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scope
 from btlake_pipelines.errors import BundleRefused, is_store_failure
 from btlake_pipelines.ingest import destinations, faults
-from btlake_pipelines.ingest.market_slices import Slice, compare, plan_waves, slices_of
+from btlake_pipelines.ingest import market_slices as M
 from btlake_pipelines.ingest.schema_fit import fit_schemas
 from btlake_pipelines.landing.zone import LandingZone
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
@@ -176,17 +176,8 @@ def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress |
         _write_table(writer, table, market_bundles, run_parts.get(table, []), results)
     _settle_market_statuses(market_bundles, results)
 
-    if changed_runs:
-        rows = run_rows(changed_runs, versions={b.name: results[b.name].tables
-                                                for b in changed_runs},
-                        archive=archive, ingested_at=now, batch_id=batch.batch_id)
-        old_dates = {d for b in changed_runs for d in stored.get(b.run_id, {}).get("dates", [])}
-        predicate = P.all_of(P.is_in("date", old_dates | {b.manifest.created_at.date()
-                                                          for b in changed_runs}),
-                             P.is_in("run_id", [b.run_id for b in changed_runs]))
-        version = writer.write(RUNS, rows, predicate, [b.run_id for b in changed_runs])
-        for b in changed_runs:
-            results[b.name].tables[RUNS] = version
+    for i in range(0, len(changed_runs), RUNS_PER_COMMIT):
+        _write_runs(writer, changed_runs[i:i + RUNS_PER_COMMIT], stored, results, archive, now)
 
     for r in refused:
         results[r.bundle] = _refused_result(r, zone)
@@ -208,16 +199,51 @@ def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress |
     return batch
 
 
+def _write_runs(writer: _Writer, changed: list[LoadedBundle], stored: dict[str, dict],
+                results: dict[str, BundleResult], archive: dict[str, str], now: datetime
+                ) -> None:
+    """The ``runs`` rows of (at most :data:`RUNS_PER_COMMIT`) new or changed runs, in one
+    commit replacing their old rows: from here on these runs are visible."""
+    rows = run_rows(changed, versions={b.name: results[b.name].tables for b in changed},
+                    archive=archive, ingested_at=now, batch_id=writer.batch.batch_id)
+    old_dates = {d for b in changed for d in stored.get(b.run_id, {}).get("dates", [])}
+    predicate = P.all_of(P.is_in("date", old_dates | {b.manifest.created_at.date()
+                                                      for b in changed}),
+                         P.is_in("run_id", [b.run_id for b in changed]))
+    version = writer.write(RUNS, rows, predicate, [b.run_id for b in changed])
+    for b in changed:
+        results[b.name].tables[RUNS] = version
+
+
 @dataclass
 class _Part:
-    """Rows for one table from one bundle, and the predicate of what they replace."""
+    """One run's rows for one table, and the run-date partitions it has or had there."""
 
     bundle: str
-    predicate: str
     rows: pl.DataFrame | None
-    removed: int = 0  # stored rows the predicate replaces, for history
-    run_id: str | None = None  # set for a run's rows: their predicates are merged into one
-    dates: frozenset = frozenset()
+    run_id: str
+    dates: frozenset
+    removed: int = 0  # stored rows the run had, for history
+
+
+#: Runs replaced by one commit's predicate (``date IN (...) AND run_id IN (...)``): bounded,
+#: like every predicate handed to deltalake (a batch of 10,000 runs is 20 commits).
+RUNS_PER_COMMIT = 500
+
+
+def _run_units(parts: list[_Part]) -> list[M.Unit]:
+    """A batch's run rows for one table as commit units, at most :data:`RUNS_PER_COMMIT` runs
+    each; a run's rows are always inside one unit."""
+    units = []
+    for i in range(0, len(parts), RUNS_PER_COMMIT):
+        chunk = parts[i:i + RUNS_PER_COMMIT]
+        dates = {d for p in chunk for d in p.dates}
+        clause = P.all_of(P.is_in("date", dates), P.is_in("run_id", [p.run_id for p in chunk]))
+        frames = [p.rows for p in chunk if p.rows is not None]
+        units.append(M.Unit(clause, len(chunk) + len(dates), frames, {p.bundle for p in chunk},
+                            removed=sum(p.removed for p in chunk),
+                            added=sum(f.height for f in frames)))
+    return units
 
 
 class _Writer:
@@ -225,14 +251,15 @@ class _Writer:
         self.lake = lake
         self.batch = batch
 
-    def commit(self, table: str, parts: list[_Part]) -> int | None:
-        if not parts:
+    def commit(self, table: str, units: list[M.Unit]) -> int | None:
+        """One commit of ``units``: their rows, replacing what their clauses name."""
+        if not units:
             return None
-        frames = [p.rows for p in parts if p.rows is not None and p.rows.height]
-        runs = [p for p in parts if p.run_id is not None]
-        merged = [P.all_of(P.is_in("date", {d for p in runs for d in p.dates}),
-                           P.is_in("run_id", [p.run_id for p in runs]))] if runs else []
-        predicate = P.any_of(merged + sorted({p.predicate for p in parts if p.run_id is None}))
+        frames = [f for u in units for f in u.frames if f is not None and f.height]
+        clauses = [u.clause for u in units if u.clause]
+        predicate = P.balanced_or(clauses) if clauses else None
+        if not frames and predicate is None:
+            return None
         spec = FACT_TABLES[table]
         if frames:
             df = _presorted(frames, ("market", "date", *spec.sort_by))
@@ -243,11 +270,12 @@ class _Writer:
             data = df.to_arrow()
         else:
             data = None
-        runs = sorted({p.bundle for p in parts})
-        return self.write(table, data, predicate, runs, removed=sum(p.removed for p in parts))
+        runs = sorted({b for u in units for b in u.bundles})
+        return self.write(table, data, predicate, runs, removed=sum(u.removed for u in units),
+                          added=sum(u.added for u in units))
 
     def write(self, table: str, data, predicate: str | None, runs: list[str], *,
-              removed: int = 0) -> int | None:
+              removed: int = 0, added: int | None = None) -> int | None:
         if data is None:
             data = _empty_like(self.lake, table)
             if data is None:
@@ -255,7 +283,8 @@ class _Writer:
         faults.point(f"before_commit:{table}")
         version = delta.write(self.lake, table, data, predicate=predicate, metadata={
             "btlake.batch": self.batch.batch_id, "btlake.runs": runs[:1000],
-            "btlake.run_count": str(len(runs)), "btlake.rows_removed": str(removed)})
+            "btlake.run_count": str(len(runs)), "btlake.rows_removed": str(removed),
+            "btlake.rows_added": str(data.num_rows if added is None else added)})
         faults.point(f"after_commit:{table}")
         self.batch.commits.setdefault(table, []).append(version)
         return version
@@ -324,33 +353,34 @@ def _run_writes(bundles: list[LoadedBundle], stored: dict[str, dict]
             dates = frozenset({b.manifest.created_at.date(),
                                *(previous["dates"] if previous else [])})
             removed = int((previous["rows"] or {}).get(table) or 0) if previous else 0
-            out.setdefault(table, []).append(
-                _Part(b.name, "", rows, removed, run_id=b.run_id, dates=dates))
+            out.setdefault(table, []).append(_Part(b.name, rows, b.run_id, dates, removed))
     return out
 
 
 def _write_table(writer: _Writer, table: str, bundles: list[LoadedBundle],
                  run_parts: list[_Part], results: dict[str, BundleResult]) -> None:
-    """All of this batch's rows for ``table``: usually one commit. Market-data slices that
-    overlap an earlier bundle's slice in the same batch go in a later commit (a wave), after
-    the earlier one is stored, so the later bundle's replacement is applied on top of it."""
-    slices = [s for b in bundles if table in b.market_tables
-              for s in slices_of(b.name, table, b.market_tables[table])]
-    waves = plan_waves(slices) or [[]]
-    for i, wave in enumerate(waves):
-        parts = list(run_parts) if i == 0 else []
-        stored = _stored_slices(writer.lake, table, wave) if wave else None
-        for s in wave:
-            before = stored.filter(s.filter_expr()) if stored is not None else pl.DataFrame()
-            status = compare(s, before)
-            results[s.bundle].slices.append({**s.describe(), "status": status})
-            if status != "unchanged":
-                parts.append(_Part(s.bundle, s.predicate(), s.rows, before.height))
-        version = writer.commit(table, parts)
-        if version is None:
-            continue
-        for name in {p.bundle for p in parts}:
-            results[name].tables[table] = version
+    """All of this batch's rows for ``table``, in as few commits as bounded predicates allow
+    (usually one). Market-data slices that overlap an earlier bundle's slice in the same batch
+    go in a later wave, after the earlier one is stored, so the later bundle's replacement is
+    applied on top of it (:mod:`ingest.market_slices`)."""
+    items = [M.BundleRows(b.name, df, M.slice_bounds(table, df)) for b in bundles
+             if (df := b.market_tables.get(table)) is not None and df.height]
+    for i, wave in enumerate(M.waves(table, items) or [[]]):
+        units = _run_units(run_parts) if i == 0 else []
+        if wave:
+            bounds = pl.concat([it.bounds for it in wave], how="vertical_relaxed")
+            stored = _stored_rows(writer.lake, table, bounds)
+            classified = M.classify(table, wave, stored)
+            for it in wave:
+                mine = classified.slices.filter(pl.col("bundle") == it.bundle)
+                results[it.bundle].slices += M.describe(table, mine)
+            units += M.plan_units(table, wave, stored, classified)
+        for group in M.pack(units):
+            version = writer.commit(table, group)
+            if version is None:
+                continue
+            for name in {b for u in group for b in u.bundles}:
+                results[name].tables[table] = version
 
 
 def _settle_market_statuses(bundles: list[LoadedBundle], results: dict[str, BundleResult]
@@ -369,14 +399,12 @@ def _settle_market_statuses(bundles: list[LoadedBundle], results: dict[str, Bund
             results[b.name].status = "replaced"
 
 
-def _stored_slices(lake: str, table: str, wave: list[Slice]) -> pl.DataFrame | None:
+def _stored_rows(lake: str, table: str, bounds: pl.DataFrame) -> pl.DataFrame:
+    """The stored rows a wave's slices may touch (see :func:`market_slices.stored_filter`)."""
     lf = scan(lake, table)
     if lf is None:
-        return None
-    expr = wave[0].filter_expr()
-    for s in wave[1:]:
-        expr |= s.filter_expr()
-    return lf.filter(expr).collect()
+        return pl.DataFrame()
+    return M.restrict(table, lf.filter(M.stored_filter(table, bounds)).collect(), bounds)
 
 
 def _refused_result(refusal: BundleRefused, zone: LandingZone) -> BundleResult:

@@ -57,3 +57,16 @@ def any_of(parts: Iterable[str]) -> str:
     if len(parts) == 1:
         return parts[0]
     return " OR ".join(f"({p})" for p in parts)
+
+
+def balanced_or(parts: list[str]) -> str:
+    """``parts`` ORed as a balanced tree: deltalake walks a predicate recursively, and a flat
+    chain of thousands of ORs overflows its stack (TRAPS.md); a balanced tree of n clauses is
+    log2(n) deep. Callers still bound n (see ``ingest.market_slices.pack``)."""
+    parts = [p for p in parts if p]
+    if not parts:
+        return "false"
+    if len(parts) == 1:
+        return parts[0]
+    mid = len(parts) // 2
+    return f"({balanced_or(parts[:mid])}) OR ({balanced_or(parts[mid:])})"

@@ -36,11 +36,15 @@ def _row(entry: dict[str, Any]) -> dict[str, Any]:
     params = entry.get("operationParameters") or {}
     runs = commit_runs(entry)
     removed = entry.get("btlake.rows_removed")
+    # btlake's own counts: a slice replacement writes back the stored rows of its partition
+    # that it keeps, which Delta counts as added
+    added = entry.get("btlake.rows_added")
     return {
         "version": int(entry["version"]),
         "timestamp": datetime.fromtimestamp(entry["timestamp"] / 1000, UTC),
         "operation": entry.get("operation"),
-        "rows_added": _int(metrics.get("num_added_rows", metrics.get("num_output_rows"))),
+        "rows_added": _int(added if added is not None else metrics.get(
+            "num_added_rows", metrics.get("num_output_rows"))),
         "rows_removed": _int(removed if removed is not None else metrics.get(
             "num_removed_rows", metrics.get("num_deleted_rows"))),
         "files_added": _int(metrics.get("num_added_files")),
