@@ -28,7 +28,7 @@ from btlake_pipelines.bundles.loader import LoadedBundle, load_bundles
 from btlake_pipelines.contract.run_ids import printable
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scope
 from btlake_pipelines.errors import BundleRefused, is_store_failure
-from btlake_pipelines.ingest import destinations, faults
+from btlake_pipelines.ingest import breadcrumb, destinations, faults
 from btlake_pipelines.ingest import market_slices as M
 from btlake_pipelines.ingest.schema_fit import fit_schemas
 from btlake_pipelines.landing.zone import LandingZone
@@ -104,7 +104,11 @@ def _ingest_one_by_one(lake: str, zone: LandingZone, names: list[str],
         except Exception as exc:
             if _is_transient(exc) or (len(names) == 1 and exc is cause):
                 raise
-            part = _quarantine_unwritable(lake, zone, name, exc)
+            now = datetime.now(UTC)  # the bundle is claimed already (by ``ingest``)
+            part = _quarantine_claimed(lake, zone, BundleRefused(
+                name, "write_failed", f"the lake could not store this bundle: "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"),
+                BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}"), now)
         merged.batch_id = merged.batch_id or part.batch_id
         merged.results += part.results
         for table, versions in part.commits.items():
@@ -112,12 +116,21 @@ def _ingest_one_by_one(lake: str, zone: LandingZone, names: list[str],
     return merged
 
 
-def _quarantine_unwritable(lake: str, zone: LandingZone, name: str, exc: Exception
-                           ) -> BatchResult:
+def quarantine_refused(lake: str, zone: LandingZone, refusal: BundleRefused) -> BatchResult:
+    """Quarantine one bundle for a reason found outside validation (its write failed, or its
+    ingestion killed the process), logged and moved like any refused bundle."""
     now = datetime.now(UTC)
     batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
-    refusal = BundleRefused(name, "write_failed", f"the lake could not store this bundle: "
-                            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    name = refusal.bundle
+    with zone.claim([name]) as claimed:
+        if not claimed or not zone.has_manifest(name):
+            return batch  # another ingester holds it, or it has left landing meanwhile
+        return _quarantine_claimed(lake, zone, refusal, batch, now)
+
+
+def _quarantine_claimed(lake: str, zone: LandingZone, refusal: BundleRefused,
+                        batch: BatchResult, now: datetime) -> BatchResult:
+    name = refusal.bundle
     result = _refused_result(refusal, zone)
     result.destination_uri = destinations.quarantine_uri(lake, name, now)
     _Writer(lake, batch).write(INGEST_LOG, log_rows([result], batch_id=batch.batch_id,
@@ -281,6 +294,8 @@ class _Writer:
             if data is None:
                 return None  # nothing stored, nothing to delete
         faults.point(f"before_commit:{table}")
+        breadcrumb.writing(table, runs)
+        faults.native_write(runs)
         version = delta.write(self.lake, table, data, predicate=predicate, metadata={
             "btlake.batch": self.batch.batch_id, "btlake.runs": runs[:1000],
             "btlake.run_count": str(len(runs)), "btlake.rows_removed": str(removed),

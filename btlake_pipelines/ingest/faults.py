@@ -1,9 +1,18 @@
-"""Fault injection for the crash-safety tests: a process killed at a named point of the write path.
+"""Fault injection for the crash-safety tests.
 
-``BTLAKE_FAULT_POINT=<name>`` (or ``<name>#<n>`` for the n-th time the point is reached) makes
-the ingesting process SIGKILL itself there: no ``finally``, no flush, exactly what a power cut or
-an OOM kill leaves behind. The points are named in ``ingest/batch.py`` (``loaded``,
-``before_commit:<table>``, ``after_commit:<table>``, ``before_move``, ``after_move``).
+Two kinds, both named by ``BTLAKE_FAULT_POINT``:
+
+- ``<name>`` (or ``<name>#<n>`` for the n-th time the point is reached) SIGKILLs the whole
+  ingest at a named point of the write path: no ``finally``, no flush, exactly what a power cut
+  or an operator's ``kill -9`` leaves behind. Under the crash supervisor
+  (:mod:`ingest.isolated`) the supervising process is killed too, since that is what "the
+  ingest was killed" means to its caller. The points are named in ``ingest/batch.py``
+  (``loaded``, ``before_commit:<table>``, ``after_commit:<table>``, ``before_move``,
+  ``after_move``).
+- ``crash_on:<bundle>`` makes the native write of any commit holding that bundle's rows die
+  with a real SIGSEGV inside native code, as a deltalake stack overflow does: the poison
+  bundle the supervisor must retry once and then quarantine as ``ingest_crashed``.
+
 Unset, a point costs one environment lookup.
 """
 
@@ -13,11 +22,14 @@ import os
 import signal
 
 ENV = "BTLAKE_FAULT_POINT"
+#: Set by the crash supervisor in the environment of the child it starts.
+SUPERVISED_ENV = "BTLAKE_SUPERVISED_BY"
+CRASH_ON = "crash_on:"
 _hits: dict[str, int] = {}
 
 
 def point(name: str) -> None:
-    """Kill this process here if ``BTLAKE_FAULT_POINT`` names this point (and hit count)."""
+    """Kill the ingest here if ``BTLAKE_FAULT_POINT`` names this point (and hit count)."""
     wanted = os.environ.get(ENV)
     if not wanted:
         return
@@ -26,4 +38,18 @@ def point(name: str) -> None:
         return
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] == int(nth or 1):
+        supervisor = os.environ.get(SUPERVISED_ENV)
+        if supervisor and supervisor.isdigit() and int(supervisor) == os.getppid():
+            os.kill(int(supervisor), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def native_write(bundles: list[str]) -> None:
+    """Die in native code if ``BTLAKE_FAULT_POINT`` is ``crash_on:<one of bundles>``."""
+    wanted = os.environ.get(ENV)
+    if not wanted or not wanted.startswith(CRASH_ON):
+        return
+    if wanted[len(CRASH_ON):] in bundles:
+        import ctypes
+
+        ctypes.string_at(0)  # a NULL read in C: SIGSEGV, no Python exception

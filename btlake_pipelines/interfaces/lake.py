@@ -74,12 +74,24 @@ class Lake:
         return run_versions(self.catalog, run_id)
 
     def ingest(self, landing: str | None = None, names: list[str] | None = None, *,
-               progress=None):
-        """Ingest complete bundles from landing now (the code path the sensor uses)."""
-        from btlake_pipelines.ingest.batch import ingest
+               progress=None, isolated: bool = True):
+        """Ingest complete bundles from landing now (the code path the sensor uses).
+
+        ``isolated`` (the default) ingests in a child process: a bundle whose ingestion kills
+        its process (a native crash) is retried once and then quarantined as
+        ``ingest_crashed``, and this process lives on. ``progress``: a callable
+        ``(phase, done, total)`` in process; isolated, any true value shows the child's
+        counter on a terminal."""
         from btlake_pipelines.landing.zone import open_landing
 
-        return ingest(self.uri, open_landing(landing), names, progress=progress)
+        zone = open_landing(landing)
+        if isolated:
+            from btlake_pipelines.ingest.isolated import ingest_isolated
+
+            return ingest_isolated(self.uri, zone, names, progress=bool(progress))
+        from btlake_pipelines.ingest.batch import ingest
+
+        return ingest(self.uri, zone, names, progress=progress)
 
     def maintain(self, **options: Any):
         from btlake_pipelines.storage.maintenance import maintain
