@@ -28,8 +28,9 @@ from btlake_pipelines.defs.concurrency import LAKE_WRITER_POOL
 from btlake_pipelines.defs.metadata import check_evaluation, partition_events
 from btlake_pipelines.defs.partitions import MARKET, parse_key, representable
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
-from btlake_pipelines.ingest.batch import BatchResult, ingest
+from btlake_pipelines.ingest.batch import BatchResult
 from btlake_pipelines.ingest.catchup import plan_catch_up
+from btlake_pipelines.ingest.isolated import ingest_isolated
 from btlake_pipelines.ingest.rederive import delta_partition_rows, rederive, rederive_runs
 from btlake_pipelines.ingest.report import Key, committed_partitions
 from btlake_pipelines.ingest.validation_report import validation_report
@@ -48,7 +49,9 @@ class IngestConfig(Config):
                 "and the validation results.")
 def ingest_bundles(context: OpExecutionContext, config: IngestConfig, lake: LakeResource,
                    landing: LandingZoneResource) -> None:
-    batch = ingest(lake.root, landing.zone(), list(config.bundles))
+    # in a child process: a bundle that crashes it is retried once, then quarantined as
+    # ``ingest_crashed``; the run itself survives (no sensor retry loop)
+    batch = ingest_isolated(lake.root, landing.zone(), list(config.bundles))
     context.log.info(batch.summary())
     for r in batch.quarantined:
         context.log.warning(f"{r.bundle} quarantined: {r.error}")
