@@ -23,7 +23,7 @@ one commit.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
@@ -248,52 +248,65 @@ class Unit:
     bundles: set[str]
     removed: int = 0  # stored rows the bundles' slices replace (history's rows_removed)
     added: int = 0  # rows the bundles bring (kept rows written back are not counted)
-    #: (bundle, slice keys) of the slices in this unit, for the versions bundles report
-    slice_ids: list[int] = field(default_factory=list)
 
 
 def plan_units(table: str, items: list[BundleRows], stored: pl.DataFrame, result: Classified
                ) -> list[Unit]:
-    """The writes of one wave, one :class:`Unit` per partition that gets rows."""
+    """The writes of one wave: one append :class:`Unit` for every partition where nothing
+    stored is replaced, and one overwrite unit per partition where something is."""
     keys = slice_keys(table)
     written = result.slices.filter(pl.col("status") != "unchanged")
     if written.is_empty():
         return []
-    rows = pl.concat([it.rows.join(
-        written.filter(pl.col("bundle") == it.bundle).select(SLICE, *keys),
-        on=keys, how="inner", nulls_equal=True) for it in items], how="diagonal_relaxed")
+    replaced = written.filter(pl.col("status") == "replaced")
+    touched = replaced.select(partition_keys()).unique()
+    appends: list[pl.DataFrame] = []
+    rewrites: list[pl.DataFrame] = []
+    for it in items:
+        mine = written.filter(pl.col("bundle") == it.bundle)
+        if mine.is_empty():
+            continue
+        rows = it.rows if mine.height == it.bounds.height else it.rows.join(
+            mine.select(keys), on=keys, how="semi", nulls_equal=True)
+        if touched.is_empty():
+            appends.append(rows)
+            continue
+        appends.append(rows.join(touched, on=partition_keys(), how="anti", nulls_equal=True))
+        rewrites.append(rows.join(touched, on=partition_keys(), how="semi", nulls_equal=True))
+    units: list[Unit] = []
+    appended = [f for f in appends if f.height]
+    if appended:
+        quiet = written.join(touched, on=partition_keys(), how="anti", nulls_equal=True)
+        units.append(Unit(None, 0, appended, set(quiet.get_column("bundle").to_list()),
+                          added=sum(f.height for f in appended)))
+    if touched.is_empty():
+        return units
     gone = result.in_range.join(written.select(SLICE), on=SLICE, how="semi").get_column(ROW)
     stored = stored.with_row_index(ROW)
-    has_symbol = "symbol" in keys
-    wide = _wide_partitions(written) if has_symbol else written.select(partition_keys()).head(0)
-    units: list[Unit] = []
-    by_part = written.group_by(partition_keys(), maintain_order=True)
-    rows_by_part = rows.partition_by(partition_keys(), as_dict=True, maintain_order=True)
-    stored_by_part = (stored.partition_by(partition_keys(), as_dict=True, maintain_order=True)
-                      if stored.height else {})
-    wide_set = {tuple(r) for r in wide.iter_rows()}
-    for (market, day), part in by_part:
-        new = rows_by_part[(market, day)].drop(SLICE)
-        replaced = part.filter(pl.col("status") == "replaced")
+    wide = {tuple(r) for r in _wide_partitions(written).iter_rows()} if "symbol" in keys \
+        else set()
+    new_by_part = pl.concat(rewrites, how="diagonal_relaxed").partition_by(
+        partition_keys(), as_dict=True, maintain_order=True)
+    old_by_part = stored.partition_by(partition_keys(), as_dict=True, maintain_order=True)
+    parts = written.join(touched, on=partition_keys(), how="semi", nulls_equal=True)
+    for (market, day), part in parts.group_by(partition_keys(), maintain_order=True):
+        new = new_by_part[(market, day)]
+        base = [P.eq("market", market), P.eq("date", day)]
+        old = old_by_part.get((market, day), stored.head(0))
         unit = Unit(None, 0, [new], set(part.get_column("bundle").to_list()),
-                    removed=int(replaced.get_column("stored").sum()), added=new.height,
-                    slice_ids=part.get_column(SLICE).to_list())
-        if not replaced.is_empty():
-            base = [P.eq("market", market), P.eq("date", day)]
-            old = stored_by_part.get((market, day))
-            if old is None:
-                old = stored.head(0)
-            if table == "events":
-                base.append("run_id IS NULL")
-            elif has_symbol and (market, day) not in wide_set:
-                names = part.get_column("symbol").unique().sort().to_list()
-                base.append(P.is_in("symbol", names))
-                unit.items = len(names)
-                old = old.filter(pl.col("symbol").is_in(names))
-            unit.clause = P.all_of(*base)
-            kept = old.filter(~pl.col(ROW).is_in(gone.implode())).drop(ROW)
-            if kept.height:
-                unit.frames.append(kept)
+                    removed=int(part.filter(pl.col("status") == "replaced")
+                                .get_column("stored").sum()), added=new.height)
+        if table == "events":
+            base.append("run_id IS NULL")
+        elif "symbol" in keys and (market, day) not in wide:
+            names = part.get_column("symbol").unique().sort().to_list()
+            base.append(P.is_in("symbol", names))
+            unit.items = len(names)
+            old = old.filter(pl.col("symbol").is_in(names))
+        unit.clause = P.all_of(*base)
+        kept = old.filter(~pl.col(ROW).is_in(gone.implode())).drop(ROW)
+        if kept.height:
+            unit.frames.append(kept)
         units.append(unit)
     return units
 
