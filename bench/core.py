@@ -44,6 +44,15 @@ class Sizes:
     appends: int = 1_000
     append_rows: int = 100  # a small append: a few seconds of one feed
     http_runs: int = 1_000_000
+    #: one market-data bundle each, ingested by the CLI for its peak memory
+    memory_rows: tuple[int, ...] = (5_000_000, 10_000_000, 50_000_000)
+    memory_days: int = 5
+    memory_symbols: int = 250
+    memory_cap_gib: float = 6.0  # an ingest tree past this is killed (a shared machine)
+    #: distinct (symbol, date) slices in one bundle, and ticks per slice
+    slice_counts: tuple[int, ...] = (1_000, 10_000, 200_000)
+    ticks_per_slice: int = 5
+    slice_reps: int = 3
     reps: int = 5  # heavy cases (ingest): the minimum
     query_reps: int = 21  # fast queries: more samples are cheap
     mlflow_timeout: float = 120.0
@@ -54,7 +63,9 @@ QUICK = Sizes(
     ingest_rows=60_000, ingest_days=2, bundles=24, bundle_trades=50, bundle_equity=200,
     batch_size=10, search_runs=5_000, mlflow_top_runs=500, read_runs=400, read_trades_per_run=20,
     slice_days=3, slice_rows=120_000, sensor_handled=300, sensor_new=10, appends=20,
-    append_rows=200, http_runs=5_000, reps=2, query_reps=3, mlflow_timeout=60.0,
+    append_rows=200, http_runs=5_000, memory_rows=(20_000, 40_000, 100_000), memory_days=2,
+    memory_symbols=20, slice_counts=(100, 400, 2_000), slice_reps=1, reps=2, query_reps=3,
+    mlflow_timeout=60.0,
 )
 
 

@@ -1,15 +1,18 @@
-"""Every case of issue 6, in the order they run (later ones reuse data of earlier ones)."""
+"""Every case of issues 6, 10 and 11, in the order they run (later ones reuse data of earlier
+ones)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.cases import bundles, http, ingest, runs, slices
+from bench.cases import bundles, http, ingest, market_scale, runs, slices
 from bench.core import CaseResult, Context
 
 CASES: dict[str, Callable[[Context], CaseResult]] = {
     "bulk_ingest": ingest.bulk_ingest,
     "storage": ingest.storage,
+    "ingest_memory": market_scale.ingest_memory,
+    "ingest_slices": market_scale.ingest_slices,
     "small_bundles": bundles.small_bundles,
     "run_search": runs.run_search,
     "top_runs": runs.top_runs,
