@@ -33,6 +33,7 @@ from btlake_pipelines.ingest import market_slices as M
 from btlake_pipelines.ingest.schema_fit import fit_schemas
 from btlake_pipelines.landing.zone import LandingZone
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
+from btlake_pipelines.metadata.runs_migration import migrate as migrate_runs
 from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta
 from btlake_pipelines.storage import predicates as P
@@ -217,6 +218,7 @@ def _write_runs(writer: _Writer, changed: list[LoadedBundle], stored: dict[str, 
                 ) -> None:
     """The ``runs`` rows of (at most :data:`RUNS_PER_COMMIT`) new or changed runs, in one
     commit replacing their old rows: from here on these runs are visible."""
+    migrate_runs(writer.lake)  # a runs table in the struct layout is rewritten first, once
     rows = run_rows(changed, versions={b.name: results[b.name].tables for b in changed},
                     archive=archive, ingested_at=now, batch_id=writer.batch.batch_id)
     old_dates = {d for b in changed for d in stored.get(b.run_id, {}).get("dates", [])}

@@ -15,13 +15,17 @@ Fields: run columns (``run_id``, ``strategy_id``, ``created_at``, ``code_version
 ``engine.name``, ``engine.version``, ``params.NAME``, ``metrics.NAME``, ``environment.NAME``,
 and the lists ``markets`` / ``tags`` (``=`` and ``like`` mean "any element", ``in`` means
 "overlaps"). A missing param or metric is null: it matches no comparison (SQL null logic).
+
+Where params and metrics come from is a :class:`FieldSource`: the catalog's long tables (a
+search then fills only the names it uses), or :class:`StructFields`, the struct columns of the
+layout before ``param_values``, for a frame in that layout.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import polars as pl
 
@@ -43,6 +47,9 @@ _KEYWORDS = {"and", "or", "not", "in", "like", "is", "null", "true", "false"}
 _ALIASES = {"strategy": "strategy_id", "engine.name": "engine_name",
             "engine.version": "engine_version", "run": "run_id", "hash": "content_hash"}
 _LISTS = {"markets", "tags", "tables"}
+#: Columns that hold params, metrics or JSON documents: reached through their NAME forms.
+_NOT_FIELDS = frozenset({"params", "metrics", "manifest", "environment", "extra", "param_values",
+                         "metric_values", "params_num", "params_str", "params_bool"})
 
 
 @dataclass(frozen=True)
@@ -75,30 +82,68 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-class Schema:
-    """What the runs table holds, so fields resolve to columns and types before filtering."""
+class FieldSource(Protocol):
+    """Where ``params.NAME`` and ``metrics.NAME`` are found. Param kinds are ``number``,
+    ``string`` and ``bool``: a param name may have been stored with more than one."""
+
+    def param_kinds(self, name: str) -> list[str]:
+        """The kinds ``name`` has among stored runs, in the order number, string, bool."""
+        ...
+
+    def param(self, name: str, kind: str) -> pl.Expr:
+        """The param's value of that kind per run (null where a run has none)."""
+        ...
+
+    def metric(self, name: str) -> pl.Expr | None:
+        """The metric per run, or None when no run has it."""
+        ...
+
+
+class StructFields:
+    """Params and metrics in the struct columns of the layout before ``param_values``
+    (``params_num`` / ``params_str`` / ``params_bool``, ``metrics``: one field per name)."""
+
+    _COLUMNS: ClassVar[dict[str, str]] = {"number": "params_num", "string": "params_str",
+                                          "bool": "params_bool"}
 
     def __init__(self, schema: pl.Schema) -> None:
         self.schema = schema
 
-    def struct_fields(self, column: str) -> dict[str, pl.DataType]:
+    def _fields(self, column: str) -> set[str]:
         dtype = self.schema.get(column)
-        if isinstance(dtype, pl.Struct):
-            return {f.name: f.dtype for f in dtype.fields}
-        return {}
+        return {f.name for f in dtype.fields} if isinstance(dtype, pl.Struct) else set()
+
+    def param_kinds(self, name: str) -> list[str]:
+        return [k for k, col in self._COLUMNS.items() if name in self._fields(col)]
+
+    def param(self, name: str, kind: str) -> pl.Expr:
+        return pl.col(self._COLUMNS[kind]).struct.field(name)
+
+    def metric(self, name: str) -> pl.Expr | None:
+        return pl.col("metrics").struct.field(name) if name in self._fields("metrics") else None
 
 
-def parse_where(text: str, schema: pl.Schema) -> pl.Expr:
-    """The polars filter expression of ``text``, or a :class:`QueryError` saying what to fix."""
-    parser = _Parser(tokenize(text), Schema(schema))
+class Schema:
+    """What the runs table holds, so fields resolve to columns and types before filtering."""
+
+    def __init__(self, schema: pl.Schema, fields: FieldSource | None = None) -> None:
+        self.schema = schema
+        self.fields: FieldSource = fields if fields is not None else StructFields(schema)
+
+
+def parse_where(text: str, schema: pl.Schema, fields: FieldSource | None = None) -> pl.Expr:
+    """The polars filter expression of ``text``, or a :class:`QueryError` saying what to fix.
+    ``fields``: where params and metrics are (default: struct columns of ``schema``)."""
+    parser = _Parser(tokenize(text), Schema(schema, fields))
     expr = parser.expr(0)
     parser.expect("end")
     return expr
 
 
-def field_expr(name: str, schema: pl.Schema, literal: Any = None) -> tuple[pl.Expr, str]:
+def field_expr(name: str, schema: pl.Schema, literal: Any = None,
+               fields: FieldSource | None = None) -> tuple[pl.Expr, str]:
     """A run field as (expression, type): type is one of number, string, bool, time, list."""
-    return _resolve(name, Schema(schema), literal)
+    return _resolve(name, Schema(schema, fields), literal)
 
 
 class _Parser:
@@ -246,9 +291,8 @@ def _resolve(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
     if head == "params" and rest:
         return _param(rest, schema, literal)
     if head == "metrics" and rest:
-        fields = schema.struct_fields("metrics")
-        expr = pl.col("metrics").struct.field(rest) if rest in fields else pl.lit(None, pl.Float64)
-        return expr, "number"
+        expr = schema.fields.metric(rest)
+        return (pl.lit(None, pl.Float64) if expr is None else expr), "number"
     if head == "environment" and rest:
         if "environment" not in schema.schema:
             return pl.lit(None, pl.String), "string"
@@ -260,9 +304,9 @@ def _resolve(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
         path = "$" + "".join(f"['{p}']" for p in parts)
         return pl.col("environment").str.json_path_match(path), "string"
     dtype = schema.schema.get(name)
-    if dtype is None or name in ("params", "metrics", "manifest", "environment", "extra"):
-        known = ", ".join(sorted(c for c in schema.schema if not c.startswith(
-            ("params", "metrics", "manifest"))))
+    if dtype is None or name in _NOT_FIELDS:
+        known = ", ".join(sorted(c for c in schema.schema if c not in _NOT_FIELDS and
+                                 not c.startswith(("params", "metrics", "\x00"))))
         raise QueryError(f"unknown field {name!r} in --where; use params.NAME, metrics.NAME, "
                          f"engine.name or one of: {known}")
     if isinstance(dtype, pl.List):
@@ -281,11 +325,10 @@ def _resolve(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
 
 
 def _param(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
-    kinds = {"number": "params_num", "string": "params_str", "bool": "params_bool"}
-    present = [k for k, col in kinds.items() if name in schema.struct_fields(col)]
+    present = schema.fields.param_kinds(name)
     wanted = _kind_of(literal)
     if wanted is None:  # is null / is not null: any type counts
-        exprs = [pl.col(kinds[k]).struct.field(name) for k in present]
+        exprs = [schema.fields.param(name, k) for k in present]
         if not exprs:
             return pl.lit(None, pl.String), "string"
         return pl.coalesce([e.cast(pl.String) for e in exprs]), "string"
@@ -296,7 +339,7 @@ def _param(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
         # typed, so that like / in on a param no run has is "no match", not a polars error
         typed = {"number": pl.Float64, "string": pl.String, "bool": pl.Boolean}[wanted]
         return pl.lit(None, typed), wanted
-    return pl.col(kinds[wanted]).struct.field(name), wanted
+    return schema.fields.param(name, wanted), wanted
 
 
 def _kind_of(value: Any) -> str | None:

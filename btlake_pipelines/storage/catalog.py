@@ -2,7 +2,11 @@
 
 Opening a Delta table replays its log; searching a million runs needs them in memory. The
 catalog keeps both and, before each use, checks only whether the next commit file exists (one
-``stat`` locally, one HEAD on S3), so a warm search costs a filter, not a table load.
+``stat`` locally, one HEAD on S3), so a warm search costs a filter, not a table load. When the
+``runs`` table has new commits, only they are read: the rows of the data files they added are
+loaded and the rows of the files they removed dropped (:mod:`btlake_pipelines.storage.runs_index`),
+so the first search after one more run costs about what that run costs. A commit that cannot
+be followed that way (its file cleaned up, a new schema) makes it load the table again.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import polars as pl
 from btlake_pipelines.contract.tables import RUNS
 from btlake_pipelines.errors import NotFoundError, RetentionError
 from btlake_pipelines.settings import is_object_store
-from btlake_pipelines.storage import lake_files
-from btlake_pipelines.storage.delta import open_table, table_uri
+from btlake_pipelines.storage import delta_log, lake_files
+from btlake_pipelines.storage.delta import PARTITIONS, open_table, table_uri
+from btlake_pipelines.storage.runs_index import RunsIndex, RunsView, Segment
 
 #: Files of an old version checked before a time-travel read (one stat or HEAD each).
 _MAX_FILES_CHECKED = 1000
@@ -27,7 +32,10 @@ class Catalog:
     def __init__(self, lake: str) -> None:
         self.lake = lake
         self._tables: dict[str, object] = {}
-        self._runs: tuple[int, pl.DataFrame] | None = None
+        self._runs: RunsIndex | None = None
+        #: how the runs table was kept current: full loads, incremental refreshes, and the
+        #: data files read by either (what a refresh cost, for tests and the bench)
+        self.stats = {"runs_loads": 0, "runs_refreshes": 0, "runs_files_read": 0}
         self._derived: dict[str, tuple[tuple, object]] = {}
         self._lock = threading.RLock()
 
@@ -45,7 +53,7 @@ class Catalog:
 
     def runs_version(self) -> int | None:
         """The version of the ``runs`` frame :meth:`runs_frame` returned last."""
-        return None if self._runs is None else self._runs[0]
+        return None if self._runs is None else self._runs.version
 
     def table(self, name: str):
         """The latest ``DeltaTable`` of ``name`` (None when the table does not exist yet)."""
@@ -120,18 +128,63 @@ class Catalog:
         return lake_files.exists(uri) if is_object_store(uri) else os.path.exists(uri)
 
     def runs_frame(self) -> pl.DataFrame:
-        """The whole ``runs`` table in memory, reloaded only when it has a new version."""
+        """The ``runs`` table's live rows in memory, without the params / metrics layout
+        columns (:meth:`runs_view` has those); current as of the latest commit."""
+        index = self.runs_index()
+        return pl.DataFrame() if index is None else index.frame()
+
+    def runs_view(self) -> RunsView | None:
+        """The ``runs`` table as searches see it (None when the table does not exist)."""
+        index = self.runs_index()
+        return None if index is None else index.view()
+
+    def runs_index(self) -> RunsIndex | None:
+        """The ``runs`` table in memory at its latest version: loaded once, then brought up
+        to date by the commits since (see the module docstring)."""
         with self._lock:
             dt = self.table(RUNS)
             if dt is None:
-                return pl.DataFrame()
+                return None
             version = dt.version()
-            if self._runs is None or self._runs[0] != version:
-                # one chunk per column: a filter over a million runs then costs one pass, not
-                # one per data file (hundreds of date partitions)
-                frame = pl.scan_delta(dt).collect().rechunk()
-                self._runs = (version, frame)
-            return self._runs[1]
+            current = self._runs
+            if current is not None and current.version == version:
+                return current
+            refreshed = self._refreshed(current, version) if current is not None else None
+            if refreshed is None:
+                refreshed = self._load_runs(dt)
+                self.stats["runs_loads"] += 1
+            else:
+                self.stats["runs_refreshes"] += 1
+            self._runs = refreshed
+            return refreshed
+
+    def _load_runs(self, dt) -> RunsIndex:
+        files = delta_log.live_files(dt)
+        schema = delta_log.table_schema(dt)
+        frame = delta_log.read_files(self.lake, RUNS, files, schema, PARTITIONS[RUNS])
+        self.stats["runs_files_read"] += len(files)
+        segment = Segment.from_frame(frame, [f.path for f in files])
+        return RunsIndex(dt.version(), [segment], schema)
+
+    def _refreshed(self, current: RunsIndex, version: int) -> RunsIndex | None:
+        """``current`` brought to ``version`` from the commits in between, or None when they
+        cannot be applied as file changes (then the table is loaded again)."""
+        change = delta_log.changes(self.lake, RUNS, current.version, version)
+        if change is None:
+            return None
+        if change.partition_columns is not None and \
+                change.partition_columns != PARTITIONS[RUNS]:
+            return None
+        if change.schema is not None and change.schema != current.schema:
+            return None  # columns changed (a layout migration): rows are read again
+        held = current.files
+        if not change.removed <= held or any(f.path in held for f in change.added):
+            return None  # the log and what is held disagree: trust neither
+        frame = delta_log.read_files(self.lake, RUNS, change.added, current.schema,
+                                     PARTITIONS[RUNS])
+        self.stats["runs_files_read"] += len(change.added)
+        added = Segment.from_frame(frame, [f.path for f in change.added])
+        return current.applied(version, change.removed, added)
 
     def _has_newer(self, name: str, version: int) -> bool:
         log = f"{table_uri(self.lake, name)}/_delta_log/{version + 1:020d}.json"

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from btlake_pipelines.contract.tables import ALL_TABLES, FACT_TABLES
+from btlake_pipelines.metadata.runs_migration import migrate as migrate_runs
 from btlake_pipelines.storage import maintenance_state
 from btlake_pipelines.storage.delta import open_table, writer_properties
 
@@ -43,6 +44,7 @@ def maintain(lake: str, *, tables: list[str] | None = None,
 
     if retention_hours < 0:
         raise ValueError("retention must be >= 0 hours")
+    migrate_runs(lake)  # a runs table still in the struct layout is rewritten (one commit)
     reports = []
     for table in tables or list(ALL_TABLES):
         dt = open_table(lake, table)

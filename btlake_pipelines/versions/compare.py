@@ -10,17 +10,18 @@ import polars as pl
 
 from btlake_pipelines.errors import NotFoundError
 from btlake_pipelines.query.read import scan_slice
-from btlake_pipelines.query.search import jsonable, runs_to_records
+from btlake_pipelines.query.search import jsonable, matching_rows, result_frame, runs_to_records
 from btlake_pipelines.storage.catalog import Catalog
 
 
 def run_record(catalog: Catalog, run_id: str) -> dict[str, Any]:
-    """One run's metadata snapshot (the ``runs`` row as JSON-ready values)."""
-    runs = catalog.runs_frame()
-    found = runs.filter(pl.col("run_id") == run_id) if not runs.is_empty() else runs
-    if found.is_empty():
+    """One run's metadata snapshot (the ``runs`` row as JSON-ready values, manifest included;
+    metrics from the catalog's long tables, as a search returns them)."""
+    view = catalog.runs_view()
+    rows = matching_rows(view, pl.col("run_id") == run_id) if view is not None else None
+    if rows is None or rows.is_empty():
         raise NotFoundError(f"unknown run {run_id!r}")
-    return runs_to_records(found)[0]
+    return runs_to_records(result_frame(view, rows.head(1), hidden=()))[0]
 
 
 def compare_runs(catalog: Catalog, run_a: str, run_b: str) -> dict[str, Any]:
