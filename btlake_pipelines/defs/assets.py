@@ -2,10 +2,12 @@
 
 Ingestion (the landing sensor's runs) is what normally fills these partitions and records their
 materializations. Materializing a partition here, from the UI or a backfill, re-derives it
-from the archived raw bundles: one Delta commit whose escaped predicate names exactly the
-requested partitions, written by ``rederive`` itself, never through an IO manager (whose
-multi-partition overwrite can wipe a table, dagster-io/dagster#34064). Backfills use a
-single-run policy, so a range becomes one run and one commit.
+from the archived raw bundles: a fact partition ``(month, market)`` rewrites the daily Delta
+partitions of that market in that month, a ``runs`` partition one day. The commits' escaped
+predicates name exactly those daily partitions; they are written by ``rederive`` itself,
+never through an IO manager (whose multi-partition overwrite can wipe a table,
+dagster-io/dagster#34064). Backfills use a single-run policy, so a range becomes one run, and
+one commit unless it spans more than a few market-months (see ``rederive``).
 """
 
 from dagster import (
@@ -20,12 +22,15 @@ from dagster import (
 
 from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
 from btlake_pipelines.defs.concurrency import LAKE_WRITER_POOL
-from btlake_pipelines.defs.metadata import contract_schema, partition_metadata
-from btlake_pipelines.defs.partitions import daily_partitions, fact_partitions, parse_key
+from btlake_pipelines.defs.metadata import contract_schema, partitions_metadata
+from btlake_pipelines.defs.partitions import (
+    daily_partitions,
+    fact_partitions,
+    parse_key,
+    partition_of,
+)
 from btlake_pipelines.defs.resources import LakeResource
-from btlake_pipelines.ingest.rederive import Rederived, rederive, rederive_runs
-from btlake_pipelines.ingest.report import partition_facts, table_facts
-from btlake_pipelines.storage.delta import open_table
+from btlake_pipelines.ingest.rederive import Rederived, rederive_months, rederive_runs
 
 GROUP = "lake"
 KINDS = {"deltalake", "polars"}
@@ -49,24 +54,31 @@ _DESCRIPTIONS = {
 
 def _record(context: AssetExecutionContext, lake: str, table: str,
             results: list[Rederived]) -> MaterializeResult:
-    """Partition-scoped metadata for each requested key, and a log line per partition."""
-    dt = open_table(lake, table)
-    facts = table_facts(lake, table, dt) if dt is not None else None
-    details = partition_facts(lake, table, [r.part for r in results], dt=dt, facts=facts)
-    by_part = {r.part: r for r in results}
-    for key in context.partition_keys:
-        r = by_part[parse_key(key)]
-        if r.note:
-            context.log.warning(f"{table} {key}: {r.note}")
-        else:
-            context.log.info(f"{table} {key}: {r.rows} row(s) from {len(r.sources)} archived "
-                             f"bundle(s), Delta version {r.version}")
-        if facts is None:
+    """Partition-scoped metadata for each requested key (its daily partitions grouped), and a
+    log line per key."""
+    requested = {key: parse_key(key) for key in context.partition_keys}
+    found = partitions_metadata(lake, table, {r.part: r.version for r in results},
+                                keys=requested.values(),
+                                sources={r.part: r.sources for r in results},
+                                notes={r.part: r.note for r in results if r.note})
+    by_key: dict = {}
+    for r in results:
+        by_key.setdefault(partition_of(table, *r.part), []).append(r)
+    for key, part in requested.items():
+        days = by_key.get(part, [])
+        written = [r for r in days if r.version is not None]
+        for r in days:
+            if r.note:
+                context.log.warning(f"{table} {key} {r.day}: {r.note}")
+        context.log.info(
+            f"{table} {key}: {sum(r.rows for r in written)} row(s) in {len(written)} daily "
+            f"partition(s) from {len({s for r in written for s in r.sources})} archived "
+            f"bundle(s), Delta version(s) {sorted({r.version for r in written}) or 'none'}")
+        md = (found or {}).get(part)
+        if md is None:
             md = {"dagster/partition_row_count": MetadataValue.int(0),
-                  "note": MetadataValue.text(r.note or "the table has no data yet")}
-        else:
-            md = partition_metadata(facts, details[r.part], version=r.version,
-                                    sources=r.sources, note=r.note)
+                  "dates": MetadataValue.json([]),
+                  "note": MetadataValue.text("the table has no data yet")}
         context.add_asset_metadata(md, partition_key=key)
     written = sorted({r.version for r in results if r.version is not None})
     return MaterializeResult(metadata={"btlake/operation": "rederive",
@@ -86,15 +98,16 @@ def fact_asset(table: str) -> AssetsDefinition:
         name=table,
         partitions_def=fact_partitions,
         **_TABLE_ASSET,
-        description=f"{_DESCRIPTIONS[table]} Materializing a partition re-derives it from the "
-                    "archived bundles.",
+        description=f"{_DESCRIPTIONS[table]} Partitioned by month and market over daily Delta "
+                    "partitions; materializing a partition re-derives that market's days of "
+                    "that month from the archived bundles.",
         metadata={"dagster/column_schema": contract_schema(table),
                   "dagster/table_name": f"btlake.{table}",
                   "scope": FACT_TABLES[table].scope.value},
     )
     def _table(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
-        parts = [parse_key(k) for k in context.partition_keys]
-        results = rederive(lake.root, table, [(m, d) for m, d in parts if m is not None])
+        months = [parse_key(k) for k in context.partition_keys]
+        results = rederive_months(lake.root, table, [(m, d) for m, d in months if m])
         return _record(context, lake.root, table, results)
 
     return _table

@@ -26,7 +26,7 @@ from pydantic import Field
 from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
 from btlake_pipelines.defs.concurrency import LAKE_WRITER_POOL
 from btlake_pipelines.defs.metadata import check_evaluation, partition_events
-from btlake_pipelines.defs.partitions import MARKET, parse_key, representable
+from btlake_pipelines.defs.partitions import MARKET, parse_key, partition_of, representable
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
 from btlake_pipelines.ingest.batch import BatchResult
 from btlake_pipelines.ingest.catchup import plan_catch_up
@@ -144,7 +144,8 @@ def catch_up(context: OpExecutionContext, config: CatchUpConfig, lake: LakeResou
         return {parse_key(k) for k in instance.get_materialized_partitions(AssetKey(table))}
 
     plan = plan_catch_up(lake.root, since=since, recorded=recorded,
-                         accept=lambda table, key: representable(*key), limit=config.limit)
+                         accept=lambda table, key: representable(*key),
+                         group=lambda table, key: partition_of(table, *key), limit=config.limit)
     missing, unrecorded = plan.counts()
     context.log.info(f"{missing} partition(s) to re-derive, {unrecorded} to record")
     add_markets(instance, {m for group in (plan.missing, plan.unrecorded)

@@ -3,12 +3,19 @@ and the catch-up all record the same keys for a partition.
 
 Every partition event carries the Delta version, ``dagster/row_count`` (whole table),
 ``dagster/partition_row_count``, ``dagster/column_schema``, ``dagster/table_name``, the runs
-in the partition (a table), a preview (Markdown) and the bundles the rows came from.
+in the partition (a table), a preview (Markdown), the bundles the rows came from and
+``dates``, the daily Delta partitions the event is about.
+
+Work happens on daily Delta partitions; Dagster's fact partitions are months
+(:mod:`btlake_pipelines.defs.partitions`). Daily partitions are grouped here, in one place:
+one event per ``(month, market)`` touched, counting the whole month's rows and listing the
+days it wrote.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from dagster import (
@@ -23,8 +30,8 @@ from dagster import (
     TableSchema,
 )
 
-from btlake_pipelines.contract.tables import FACT_TABLES, PARTITION_COLUMNS
-from btlake_pipelines.defs.partitions import key_of, representable
+from btlake_pipelines.contract.tables import FACT_TABLES, PARTITION_COLUMNS, RUNS
+from btlake_pipelines.defs.partitions import key_of, partition_of, representable
 from btlake_pipelines.ingest.report import (
     Key,
     PartitionFacts,
@@ -66,7 +73,9 @@ def table_metadata(facts: TableFacts) -> dict[str, Any]:
 
 
 def partition_metadata(facts: TableFacts, part: PartitionFacts, *, version: int | None,
-                       sources: Iterable[str] = (), note: str | None = None) -> dict[str, Any]:
+                       sources: Iterable[str] = (), note: str | None = None,
+                       dates: Iterable[date] = ()) -> dict[str, Any]:
+    """``dates``: the daily Delta partitions this event wrote or records."""
     md = table_metadata(facts)
     md["dagster/partition_row_count"] = MetadataValue.int(part.rows)
     if version is not None:
@@ -81,9 +90,50 @@ def partition_metadata(facts: TableFacts, part: PartitionFacts, *, version: int 
     if part.preview is not None:
         md["preview"] = MetadataValue.md(markdown_table(part.preview))
     md["source_bundles"] = MetadataValue.json(sources[:200])
+    md["dates"] = MetadataValue.json(sorted({d.isoformat() for d in dates}))
+    md["stored_dates"] = MetadataValue.int(len(part.days))
     if note:
         md["note"] = MetadataValue.text(note)
     return md
+
+
+def partitions_metadata(lake: str, table: str, touched: dict[Key, int | None], *,
+                        keys: Iterable[Key] = (), sources: dict[Key, list[str]] | None = None,
+                        batch_runs: set[str] | None = None,
+                        notes: dict[Key, str] | None = None) -> dict[Key, dict[str, Any]] | None:
+    """Metadata of each Dagster partition (as ``(market, date)``, see
+    :func:`~btlake_pipelines.defs.partitions.partition_of`) that a daily Delta partition of
+    ``touched`` falls in, plus every one of ``keys``; None when the table does not exist yet.
+
+    ``touched`` maps daily partitions to the Delta version that wrote them (None: recorded,
+    not written); a Dagster partition gets the latest of its days' versions. Its source
+    bundles are ``sources`` of its days plus the runs in it that are in ``batch_runs``; its
+    note joins its days' ``notes``. Daily partitions Dagster cannot represent are left out."""
+    groups: dict[Key, list[Key]] = {k: [] for k in keys}
+    for day in touched:
+        if representable(*day):
+            groups.setdefault(partition_of(table, *day), []).append(day)
+    if not groups:
+        return {}
+    dt = open_table(lake, table)
+    facts = table_facts(lake, table, dt) if dt is not None else None
+    if facts is None:
+        return None
+    monthly = table != RUNS
+    parts = partition_facts(lake, table, groups, dt=dt, facts=facts, monthly=monthly)
+    out: dict[Key, dict[str, Any]] = {}
+    for key in sorted(groups, key=_order):
+        days = sorted(groups[key], key=_order)
+        versions = [v for d in days if (v := touched[d]) is not None]
+        found = [s for d in days for s in (sources or {}).get(d, ())]
+        if batch_runs:
+            found += [r for r, _, _ in parts[key].runs or () if r in batch_runs]
+        day_notes = [(d, n) for d in days if (n := (notes or {}).get(d))]
+        note = "; ".join(f"{d[1]}: {n}" if monthly else n for d, n in day_notes)
+        out[key] = partition_metadata(facts, parts[key], version=max(versions, default=None),
+                                      sources=found, note=note or None,
+                                      dates=[d for _, d in days])
+    return out
 
 
 def partition_events(lake: str, table: str, touched: dict[Key, int | None], *,
@@ -91,24 +141,17 @@ def partition_events(lake: str, table: str, touched: dict[Key, int | None], *,
                      batch_runs: set[str] | None = None,
                      notes: dict[Key, str] | None = None, description: str | None = None,
                      tags: dict[str, str] | None = None) -> list[AssetMaterialization]:
-    """One materialization per touched partition that Dagster can represent. A partition's
-    source bundles are ``sources[key]`` plus the runs in it that are in ``batch_runs``."""
-    keys = [k for k in touched if representable(*k)]
-    dt = open_table(lake, table) if keys else None
-    facts = table_facts(lake, table, dt) if dt is not None else None
-    if facts is None:
-        return []
-    parts = partition_facts(lake, table, keys, dt=dt, facts=facts)
-    events = []
-    for k in sorted(keys, key=lambda k: (k[1], k[0] or "")):
-        found = list((sources or {}).get(k, ()))
-        if batch_runs:
-            found += [r for r, _, _ in parts[k].runs or () if r in batch_runs]
-        events.append(AssetMaterialization(
-            asset_key=table, partition=key_of(table, *k), description=description, tags=tags,
-            metadata=partition_metadata(facts, parts[k], version=touched[k], sources=found,
-                                        note=(notes or {}).get(k))))
-    return events
+    """One materialization per Dagster partition the daily partitions ``touched`` fall in
+    (one per month and market for fact tables); see :func:`partitions_metadata`."""
+    found = partitions_metadata(lake, table, touched, sources=sources, batch_runs=batch_runs,
+                                notes=notes)
+    return [AssetMaterialization(asset_key=table, partition=key_of(table, *key),
+                                 description=description, tags=tags, metadata=md)
+            for key, md in (found or {}).items()]
+
+
+def _order(key: Key) -> tuple:
+    return (key[1], key[0] or "")
 
 
 def check_metadata(summary: ValidationSummary) -> dict[str, Any]:

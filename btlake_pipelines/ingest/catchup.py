@@ -11,6 +11,12 @@ Expected partitions come from the lake's own metadata for bundles handled since 
 A multi-market run whose table has rows in only some of its markets makes the others look
 expected; re-deriving such a partition finds no rows and writes nothing, and the window ends
 the retries.
+
+Missing partitions are daily Delta partitions (only those are re-derived). What the
+orchestrator has recorded may be coarser (Dagster's fact partitions are months): ``group``
+maps a daily partition to its key there, and a daily partition counts as recorded when its
+key is. A month recorded once therefore is not recorded again for a day that a CLI ingest
+added later; the next ingestion run or re-derivation of that month refreshes its metadata.
 """
 
 from __future__ import annotations
@@ -69,10 +75,12 @@ def expected_partitions(lake: str, *, since: datetime | None = None) -> dict[str
 def plan_catch_up(lake: str, *, since: datetime | None = None,
                   recorded: Callable[[str], set[Key]] | None = None,
                   accept: Callable[[str, Key], bool] | None = None,
+                  group: Callable[[str, Key], Key] | None = None,
                   limit: int = 500) -> CatchUpPlan:
-    """Missing partitions (at most ``limit``, oldest first) and, when ``recorded`` says what the
-    orchestrator knows per table, present but unrecorded ones. ``accept`` filters keys the
-    orchestrator cannot represent (e.g. dates before its first partition)."""
+    """Missing daily partitions (at most ``limit``, oldest first) and, when ``recorded`` says
+    what the orchestrator knows per table (in its own keys, see ``group``), present daily
+    partitions whose key it has not recorded. ``accept`` filters keys the orchestrator cannot
+    represent (e.g. dates before its first partition)."""
     plan = CatchUpPlan()
     budget = limit
     for table, keys in expected_partitions(lake, since=since).items():
@@ -83,7 +91,9 @@ def plan_catch_up(lake: str, *, since: datetime | None = None,
         if missing:
             plan.missing[table] = missing
         if recorded is not None:
-            unrecorded = sorted((keys & present) - recorded(table), key=_order)
+            known = recorded(table)
+            unrecorded = sorted((k for k in keys & present
+                                 if (group(table, k) if group else k) not in known), key=_order)
             if unrecorded:
                 plan.unrecorded[table] = unrecorded
     return plan

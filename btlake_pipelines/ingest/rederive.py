@@ -10,15 +10,24 @@ is the source of truth; the lake's metadata says which copies hold a partition:
   order with the same rule ingestion applies (a later slice replaces the stored rows of its
   symbol between its first and last ``ts``).
 
-All partitions of one call are written in one Delta commit, an overwrite whose escaped
-predicate names exactly those ``(market, date)`` partitions, so nothing else can change even
-when Dagster hands a single run a whole range (see dagster-io/dagster#34064). A partition with
-stored rows but no archived source is left alone rather than emptied.
+Dagster's fact partitions are months (:func:`rederive_months`): a ``(market, month)`` stands for
+the daily Delta partitions of that market in that month, and re-deriving it rewrites each of
+them that is stored or that the archive holds, and nothing else.
+
+Every commit is an overwrite whose escaped predicate names exactly the ``(market, date)``
+partitions it rewrites, so nothing else can change even when Dagster hands a single run a
+whole range (see dagster-io/dagster#34064). A call's partitions go into one commit when they
+span at most ``MAX_DAYS_PER_COMMIT`` daily partitions (a few market-months), otherwise into
+several, each replacing whole market-months: a backfill over years then neither builds a
+predicate deltalake cannot walk (TRAPS.md: thousands of clauses crash the process) nor holds
+the whole range in memory. A partition with stored rows but no archived source is left alone
+rather than emptied.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -28,7 +37,7 @@ import pyarrow as pa
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scope
 from btlake_pipelines.ingest.archive import load_archived
 from btlake_pipelines.ingest.market_slices import slices_of
-from btlake_pipelines.ingest.report import rows_per_partition
+from btlake_pipelines.ingest.report import month_start, rows_per_partition
 from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta
 from btlake_pipelines.storage import predicates as P
@@ -36,6 +45,10 @@ from btlake_pipelines.storage.scan import scan
 
 #: A fact-table partition: (market, date).
 Part = tuple[str, date]
+#: Daily partitions one re-derivation commit rewrites at most: six market-months. Its
+#: predicate then has at most that many equality clauses (far below what deltalake walks
+#: safely) and its rows are a bounded part of a long backfill.
+MAX_DAYS_PER_COMMIT = 186
 
 
 @dataclass(frozen=True)
@@ -66,56 +79,116 @@ class Rederived:
 
 
 def partition_predicate(parts: list[Part]) -> str:
-    """``market = 'X' AND date = 'D'`` for each partition, OR-ed; the only overwrite predicate
-    re-derivation ever uses."""
-    return P.any_of(P.all_of(P.eq("market", m), P.eq("date", d)) for m, d in sorted(set(parts)))
+    """The partitions named exactly, one clause per market and month
+    (``market = 'X' AND date IN (...)``), the clauses OR-ed as a balanced tree: the only
+    overwrite predicate re-derivation ever uses. deltalake turns an ``IN`` list into a chain
+    of ORs, so a clause never lists more than a month's days."""
+    groups: dict[tuple[str, date], list[date]] = {}
+    for market, day in sorted(set(parts)):
+        groups.setdefault((market, month_start(day)), []).append(day)
+    return P.balanced_or([P.all_of(P.eq("market", m), P.is_in("date", days))
+                          for (m, _), days in sorted(groups.items())])
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """The partitions a call is about: exact ``(market, date)`` days, or every day of some
+    ``(market, first day of month)`` months."""
+
+    parts: frozenset[Part]
+    monthly: bool = False
+
+    def __contains__(self, part: Part) -> bool:
+        market, day = part
+        return ((market, month_start(day)) if self.monthly else part) in self.parts
+
+    def dates(self) -> pl.Expr:
+        """Rows dated in one of the wanted days or months (any market)."""
+        days = sorted({d for _, d in self.parts})
+        return (pl.col("date").dt.month_start().is_in(days) if self.monthly
+                else pl.col("date").is_in(days))
+
+    def mentions(self) -> list[str]:
+        """Texts a recorded slice's date starts with, to pre-filter ``ingest_log``."""
+        return sorted({d.strftime("%Y-%m-") if self.monthly else d.isoformat()
+                       for _, d in self.parts})
 
 
 def sources_for(lake: str, table: str, parts: list[Part]) -> dict[Part, list[Source]]:
     """Archived copies holding rows of each partition, market-data copies in replay order
     first, then run copies."""
-    wanted = set(parts)
-    out: dict[Part, list[Source]] = {p: [] for p in wanted}
-    for part, found in _market_sources(lake, table, wanted).items():
-        out[part].extend(found)
-    for part, found in _run_sources(lake, table, wanted).items():
-        out[part].extend(found)
-    return out
+    found = _sources(lake, table, _Wanted(frozenset(parts)))
+    return {p: found.get(p, []) for p in set(parts)}
 
 
 def rederive(lake: str, table: str, parts: list[Part]) -> list[Rederived]:
-    """Rewrite each ``(market, date)`` partition of fact ``table`` from the archive, in one
-    commit; returns one :class:`Rederived` per partition, in sorted order."""
+    """Rewrite each ``(market, date)`` partition of fact ``table`` from the archive; returns
+    one :class:`Rederived` per partition, in sorted order."""
+    _check_fact(table)
+    return _rederive(lake, table, sorted(set(parts)), sources_for(lake, table, parts),
+                     delta_partition_rows(lake, table))
+
+
+def rederive_months(lake: str, table: str, months: Iterable[Part]) -> list[Rederived]:
+    """Rewrite every daily partition of each ``(market, month)`` (any day of the month names
+    it) that the lake stores or the archive holds; other days, months and markets are not
+    touched. Returns one :class:`Rederived` per daily partition found, in sorted order; a
+    month with neither stored rows nor archived copies has none."""
+    _check_fact(table)
+    wanted = _Wanted(frozenset((m, month_start(d)) for m, d in months), monthly=True)
+    found = _sources(lake, table, wanted)
+    stored = delta_partition_rows(lake, table)
+    days = sorted({p for p in stored if p[0] is not None and p in wanted} | set(found))
+    return _rederive(lake, table, days, {p: found.get(p, []) for p in days}, stored)
+
+
+def _check_fact(table: str) -> None:
     if table not in FACT_TABLES:
         raise KeyError(f"not a fact table: {table}")
-    wanted = sorted(set(parts))
-    sources = sources_for(lake, table, wanted)
-    stored = delta_partition_rows(lake, table)
+
+
+def _rederive(lake: str, table: str, wanted: list[Part], sources: dict[Part, list[Source]],
+              stored: dict[tuple, int]) -> list[Rederived]:
     results = {p: Rederived(table, p[0], p[1], sources=sorted({s.bundle for s in sources[p]}))
                for p in wanted}
-    frames = _load_frames(table, sources)
-
-    writes: list[Part] = []
-    data: list[pl.DataFrame] = []
-    for p in wanted:
-        if not sources[p]:
-            if stored.get(p):
-                results[p].rows = stored[p]
-                results[p].note = "no archived bundle holds this partition; left unchanged"
-            continue
-        rows = _partition_rows(table, p, sources[p], frames)
-        if rows.height == 0 and not stored.get(p):
-            continue  # nothing stored, nothing derived: no commit needed
-        results[p].rows = rows.height
-        writes.append(p)
-        if rows.height:
-            data.append(rows)
-    if writes:
-        version = _write(lake, table, writes, data, sorted({b for p in writes
-                                                            for b in results[p].sources}))
-        for p in writes:
-            results[p].version = version
+    for chunk in _commit_chunks(wanted):
+        frames = _load_frames(table, {p: sources[p] for p in chunk})
+        writes: list[Part] = []
+        data: list[pl.DataFrame] = []
+        for p in chunk:
+            if not sources[p]:
+                if stored.get(p):
+                    results[p].rows = stored[p]
+                    results[p].note = "no archived bundle holds this partition; left unchanged"
+                continue
+            rows = _partition_rows(table, p, sources[p], frames)
+            if rows.height == 0 and not stored.get(p):
+                continue  # nothing stored, nothing derived: no commit needed
+            results[p].rows = rows.height
+            writes.append(p)
+            if rows.height:
+                data.append(rows)
+        if writes:
+            version = _write(lake, table, writes, data, sorted({b for p in writes
+                                                                for b in results[p].sources}))
+            for p in writes:
+                results[p].version = version
     return [results[p] for p in wanted]
+
+
+def _commit_chunks(parts: list[Part]) -> list[list[Part]]:
+    """``parts`` cut into groups of at most ``MAX_DAYS_PER_COMMIT`` days, never splitting a
+    market's month (a month is replaced whole, in one commit)."""
+    months: dict[tuple[str, date], list[Part]] = {}
+    for p in sorted(parts):
+        months.setdefault((p[0], month_start(p[1])), []).append(p)
+    chunks: list[list[Part]] = []
+    for days in months.values():
+        if chunks and len(chunks[-1]) + len(days) <= MAX_DAYS_PER_COMMIT:
+            chunks[-1].extend(days)
+        else:
+            chunks.append(list(days))
+    return chunks
 
 
 def rederive_runs(lake: str, days: list[date]) -> list[Rederived]:
@@ -165,13 +238,23 @@ def delta_partition_rows(lake: str, table: str) -> dict[tuple, int]:
 # --- where a partition's rows are archived ------------------------------------------------
 
 
-def _run_sources(lake: str, table: str, wanted: set[Part]) -> dict[Part, list[Source]]:
-    if FACT_TABLES[table].scope is Scope.MARKET or not wanted:
+def _sources(lake: str, table: str, wanted: _Wanted) -> dict[Part, list[Source]]:
+    """Archived copies per partition in ``wanted``: market-data copies in replay order first,
+    then run copies; partitions no copy holds are absent."""
+    out: dict[Part, list[Source]] = {}
+    for found in (_market_sources(lake, table, wanted), _run_sources(lake, table, wanted)):
+        for part, items in found.items():
+            out.setdefault(part, []).extend(items)
+    return out
+
+
+def _run_sources(lake: str, table: str, wanted: _Wanted) -> dict[Part, list[Source]]:
+    if FACT_TABLES[table].scope is Scope.MARKET or not wanted.parts:
         return {}
     lf = scan(lake, RUNS)
     if lf is None:
         return {}
-    df = lf.filter(pl.col("date").is_in(sorted({d for _, d in wanted}))).select(
+    df = lf.filter(wanted.dates()).select(
         "run_id", "date", "markets", "archive_uri", "content_hash",
         pl.col("rows").struct.field(table).alias("n")).collect()
     out: dict[Part, list[Source]] = {}
@@ -186,16 +269,16 @@ def _run_sources(lake: str, table: str, wanted: set[Part]) -> dict[Part, list[So
     return out
 
 
-def _market_sources(lake: str, table: str, wanted: set[Part]) -> dict[Part, list[Source]]:
+def _market_sources(lake: str, table: str, wanted: _Wanted) -> dict[Part, list[Source]]:
     """Handlings whose slices touch each partition, oldest first; inside one batch, in the
     batch's own order (rows of one append stay in order in its file)."""
-    if FACT_TABLES[table].scope is Scope.RUN or not wanted:
+    if FACT_TABLES[table].scope is Scope.RUN or not wanted.parts:
         return {}
     lf = scan(lake, INGEST_LOG)
     if lf is None:
         return {}
-    days = sorted({d.isoformat() for _, d in wanted})
-    mentions = pl.any_horizontal([pl.col("slices").str.contains(d, literal=True) for d in days])
+    mentions = pl.any_horizontal([pl.col("slices").str.contains(d, literal=True)
+                                  for d in wanted.mentions()])
     log = (lf.filter((pl.col("status") != "quarantined")
                      & pl.col("slices").str.contains(table, literal=True) & mentions)
            .select("bundle", "slices", "destination_uri", "content_hash", "handled_at")

@@ -2,6 +2,11 @@
 commit touched, per-partition row counts, the runs in a partition, a small preview and the
 table's schema.
 
+The lake's Delta partitions are daily; a catalog may show coarser ones (Dagster's fact assets
+are monthly, to stay within the partitions its UI handles). A monthly key is
+``(market, first day of the month)`` and stands for every daily partition of that market in
+that month: its facts add them up and list them.
+
 Plain functions over the lake; the Dagster layer turns them into materializations and asset
 checks. Counts come from the Delta log (no data file is read); only previews and per-run counts
 read data, and only for a bounded number of partitions.
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -39,10 +44,24 @@ class TableFacts:
     partition_rows: dict[Key, int]
 
 
+def month_start(day: date) -> date:
+    """The key of the month ``day`` falls in: its first day."""
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    first = month_start(day)
+    return first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(
+        month=first.month + 1)
+
+
 @dataclass
 class PartitionFacts:
     key: Key
     rows: int
+    #: the daily Delta partitions holding those rows (one for a daily key)
+    days: list[date] = field(default_factory=list)
     #: (run_id, strategy_id, rows) of each run with rows here; None when not read
     runs: list[tuple[str, str | None, int]] | None = None
     preview: pl.DataFrame | None = None
@@ -92,14 +111,22 @@ def table_facts(lake: str, table: str, dt=None) -> TableFacts | None:
 
 
 def partition_facts(lake: str, table: str, keys: Iterable[Key], *, dt=None,
-                    facts: TableFacts | None = None,
+                    facts: TableFacts | None = None, monthly: bool = False,
                     detail_limit: int = DETAIL_LIMIT) -> dict[Key, PartitionFacts]:
     """Row counts for every key; previews and per-run counts for the first ``detail_limit``.
-    Pass the open table and its facts when the caller has them (each open replays the log)."""
+    ``monthly``: keys are ``(market, first day of a month)`` and cover that month's daily
+    partitions. Pass the open table and its facts when the caller has them (each open replays
+    the log)."""
     keys = sorted(set(keys), key=lambda k: (k[1], k[0] or ""))
     dt = dt if dt is not None else delta.open_table(lake, table)
     facts = facts or (table_facts(lake, table, dt) if dt is not None else None)
-    out = {k: PartitionFacts(k, facts.partition_rows.get(k, 0) if facts else 0) for k in keys}
+    stored: dict[Key, dict[date, int]] = {}
+    for (market, day), n in (facts.partition_rows.items() if facts else ()):
+        if n:
+            key = (market, month_start(day)) if monthly else (market, day)
+            stored.setdefault(key, {})[day] = n
+    out = {k: PartitionFacts(k, sum(stored.get(k, {}).values()), sorted(stored.get(k, {})))
+           for k in keys}
     if dt is None:
         return out
     lf = scan_table(dt, lake, table)
@@ -107,7 +134,7 @@ def partition_facts(lake: str, table: str, keys: Iterable[Key], *, dt=None,
     for key in keys[:detail_limit]:
         if not out[key].rows:
             continue
-        part = lf.filter(_key_filter(key))
+        part = lf.filter(_key_filter(key, monthly))
         out[key].preview = _preview(part, columns, table)
         if "run_id" in columns:
             by_run = (part.filter(pl.col("run_id").is_not_null())
@@ -130,9 +157,10 @@ def markdown_table(df: pl.DataFrame, *, width: int = 40) -> str:
     return "\n".join([head, rule, *body])
 
 
-def _key_filter(key: Key) -> pl.Expr:
+def _key_filter(key: Key, monthly: bool) -> pl.Expr:
     market, day = key
-    expr = pl.col("date") == day
+    expr = ((pl.col("date") >= day) & (pl.col("date") < next_month(day)) if monthly
+            else pl.col("date") == day)
     return expr if market is None else expr & (pl.col("market") == market)
 
 

@@ -116,6 +116,13 @@ def assert_untouched(before: dict, after: dict, touched: dict[str, set[tuple[str
                     assert new.get(folder) == old[folder], (table, kind, folder)
 
 
+def stored_partitions(lake: str, table: str) -> set[tuple[str | None, date]]:
+    """The (market, date) Delta partitions ``table`` holds rows in."""
+    from btlake_pipelines.ingest.rederive import delta_partition_rows
+
+    return {k for k, n in delta_partition_rows(lake, table).items() if n}
+
+
 def partition_rows(lake: str, table: str, market: str | None, day: date) -> pl.DataFrame:
     from btlake_pipelines.storage.scan import scan
 

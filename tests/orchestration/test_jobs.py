@@ -12,6 +12,7 @@ from deltalake import DeltaTable
 from btlake_pipelines.defs.assets import all_assets
 from btlake_pipelines.defs.checks import all_checks
 from btlake_pipelines.defs.jobs import catch_up_job, ingest_job, maintenance_job
+from btlake_pipelines.defs.partitions import partition_of
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
 from btlake_pipelines.defs.schedules import nightly_catch_up, nightly_maintenance
 from btlake_pipelines.ingest.rederive import delta_partition_rows, partition_predicate
@@ -23,6 +24,7 @@ except ImportError:
     import orchestration_kit as kit
 
 D1, D2 = kit.DAYS
+NOV = "2024-11-01"  # the month key of both days
 
 
 def resources(lake, landing=None):
@@ -55,18 +57,22 @@ def test_an_ingestion_run_reports_partitions_and_fails_checks_on_a_bad_bundle(tm
 
         mats = materializations(result)
         assert set(mats) == {"trades", "equity", "events", "runs"}
-        assert set(mats["trades"]) == {f"{D1}|XNAS", f"{D2}|XNAS"}
+        # one event per (month, market) touched, listing the days; runs stay daily
+        assert set(mats["trades"]) == {f"{NOV}|XNAS"}
         assert set(mats["runs"]) == {str(D1), str(D2)}
-        trades = mats["trades"][f"{D1}|XNAS"].metadata
-        assert trades["dagster/partition_row_count"].value == 40
+        trades = mats["trades"][f"{NOV}|XNAS"].metadata
+        assert trades["dates"].value == [str(D1), str(D2)]
+        assert trades["stored_dates"].value == 2
+        assert trades["dagster/partition_row_count"].value == 80
         assert trades["dagster/row_count"].value == 80
         assert trades["delta_version"].value == 0
         assert trades["dagster/table_name"].value == "btlake.trades"
         assert [c.name for c in trades["dagster/column_schema"].schema.columns][:3] == [
             "run_id", "strategy_id", "run_hash"]
         assert {r.data["run_id"] for r in trades["runs"].records} == set(trades[
-            "source_bundles"].value) == {n for n in names if n.endswith(("001", "003"))}
+            "source_bundles"].value) == set(names)
         assert "| run_id |" in trades["preview"].value
+        assert mats["runs"][str(D1)].metadata["dates"].value == [str(D1)]
 
         checks = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
         assert not checks["trades"].passed and not checks["runs"].passed
@@ -77,7 +83,7 @@ def test_an_ingestion_run_reports_partitions_and_fails_checks_on_a_bad_bundle(tm
 
         # executing the check on demand recomputes the same verdict from ingest_log
         again = materialize([*all_assets, *all_checks], selection=[AssetKey("trades")],
-                            partition_key=f"{D1}|XNAS", instance=instance,
+                            partition_key=f"{NOV}|XNAS", instance=instance,
                             resources=resources(lake))
         [evaluation] = again.get_asset_check_evaluations()
         assert not evaluation.passed and evaluation.metadata["unresolved_refusals"].value == 1
@@ -105,9 +111,10 @@ def test_catch_up_records_what_dagster_missed_and_restores_lost_partitions(built
     first = catch_up_job.execute_in_process(run_config=config, resources=resources(lake),
                                             instance=dagster_instance)
     recorded = materializations(first)
-    expected = {t: {k for k, n in delta_partition_rows(lake, t).items() if n}
+    expected = {t: {partition_of(t, *k) for k, n in delta_partition_rows(lake, t).items() if n}
                 for t in (*kit.FACT_TABLES, "runs")}
     assert {t: len(v) for t, v in recorded.items()} == {t: len(v) for t, v in expected.items()}
+    assert len(recorded["trades"]) == 3 and len(recorded["runs"]) == 2  # 3 markets, 2 days
     assert all(m.tags["btlake/catch_up"] == "recorded" for v in recorded.values()
                for m in v.values())
 
@@ -118,8 +125,10 @@ def test_catch_up_records_what_dagster_missed_and_restores_lost_partitions(built
     second = catch_up_job.execute_in_process(run_config=config, resources=resources(lake),
                                              instance=dagster_instance)
     again = materializations(second)
-    assert list(again) == ["equity"] and list(again["equity"]) == [f"{D1}|XNYS"]
-    assert again["equity"][f"{D1}|XNYS"].tags["btlake/catch_up"] == "rederived"
+    assert list(again) == ["equity"] and list(again["equity"]) == [f"{NOV}|XNYS"]
+    event = again["equity"][f"{NOV}|XNYS"]
+    assert event.tags["btlake/catch_up"] == "rederived"
+    assert event.metadata["dates"].value == [str(D1)]  # only the lost day was rewritten
     assert kit.partition_rows(lake, "equity", "XNYS", D1).equals(rows)
     kit.assert_untouched(before, kit.fingerprint(lake),
                          {"equity": {kit.folder_of("equity", "XNYS", D1)}})

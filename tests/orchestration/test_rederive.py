@@ -12,12 +12,14 @@ import pytest
 from deltalake import DeltaTable
 
 from btlake_pipelines.demo import write_bundle
+from btlake_pipelines.ingest import rederive as rederive_module
 from btlake_pipelines.ingest.batch import ingest
 from btlake_pipelines.ingest.catchup import plan_catch_up
 from btlake_pipelines.ingest.rederive import (
     delta_partition_rows,
     partition_predicate,
     rederive,
+    rederive_months,
     rederive_runs,
 )
 from btlake_pipelines.landing.local import LocalLandingZone
@@ -36,6 +38,23 @@ def test_predicate_names_exactly_the_partitions_and_escapes_values():
     text = partition_predicate([("X'Y", D1), ("A", D2), ("A", D2)])
     assert text == ("(market = 'A' AND date = '2024-11-05') OR "
                     "(market = 'X''Y' AND date = '2024-11-04')")
+    month = partition_predicate([("A", D2), ("A", D1), ("A", date(2024, 12, 1))])
+    assert month == ("(market = 'A' AND date IN ('2024-11-04', '2024-11-05')) OR "
+                     "(market = 'A' AND date = '2024-12-01')")
+
+
+def test_a_long_range_predicate_stays_shallow():
+    """A clause per market-month, OR-ed as a balanced tree: 40 markets x 240 months stay a
+    few dozen levels deep (a flat chain of thousands of clauses crashes deltalake)."""
+    parts = [(f"M{m}", date(2005 + k // 12, k % 12 + 1, 1 + d)) for m in range(40)
+             for k in range(240) for d in (0, 1)]
+    text = partition_predicate(parts)
+    assert text.count("IN (") == 40 * 240
+    depth = deepest = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        deepest = max(deepest, depth)
+    assert deepest <= 20
 
 
 @pytest.mark.parametrize(("table", "market", "day"), [
@@ -148,3 +167,70 @@ def test_an_archived_copy_that_changed_is_refused(built_lake):
     market = runs["markets"][0][0]
     with pytest.raises(Exception, match="content hash"):
         rederive(lake, "trades", [(market, D1)])
+
+
+def _ticks_on(days: list[date], count: int = 5) -> pa.Table:
+    return pa.concat_tables([_ticks(datetime.combine(d, datetime.min.time(), UTC)
+                                    .replace(hour=9), count, 100.0) for d in days])
+
+
+def _month_lake(tmp_path: Path) -> str:
+    """MKT ticks on both sides of November's edges, and OTHER in November."""
+    lake, landing = str(tmp_path / "lake"), tmp_path / "landing"
+    days = [date(2024, 10, 31), date(2024, 11, 1), date(2024, 11, 30), date(2024, 12, 1)]
+    _market_bundle(landing, "mkt-edges", _ticks_on(days))
+    write_bundle(landing / "other-nov", {"kind": "market_data", "run_id": "other-nov",
+                                         "markets": ["OTHER"],
+                                         "created_at": "2024-12-02T00:00:00Z"},
+                 {"ticks": _ticks_on([date(2024, 11, 15)])})
+    batch = ingest(lake, LocalLandingZone(str(landing)))
+    assert not batch.quarantined, batch.summary()
+    return lake
+
+
+def test_a_month_rederives_exactly_its_days_of_that_market(tmp_path):
+    lake = _month_lake(tmp_path)
+    nov = [date(2024, 11, 1), date(2024, 11, 30)]
+    # a stored day of the month that no archived bundle holds stays as it is
+    stray = _ticks_on([date(2024, 11, 20)]).append_column("market", pa.array(["MKT"] * 5))
+    stray = stray.append_column("date", pa.array([date(2024, 11, 20)] * 5, pa.date32()))
+    delta.write(lake, "ticks", stray, predicate=None, metadata={})
+    rows = {d: kit.partition_rows(lake, "ticks", "MKT", d) for d in [*nov, date(2024, 11, 20)]}
+    before, version = kit.fingerprint(lake), delta.open_table(lake, "ticks").version()
+
+    results = rederive_months(lake, "ticks", [("MKT", date(2024, 11, 17))])  # any day names it
+
+    assert [r.day for r in results] == [nov[0], date(2024, 11, 20), nov[1]]
+    stray_result = results[1]
+    assert stray_result.version is None and "left unchanged" in stray_result.note
+    assert {r.version for r in (results[0], results[2])} == {version + 1}  # one commit
+    assert delta.open_table(lake, "ticks").version() == version + 1
+    for d, expected in rows.items():
+        assert kit.partition_rows(lake, "ticks", "MKT", d).equals(expected)
+    kit.assert_untouched(before, kit.fingerprint(lake),
+                         {"ticks": {kit.folder_of("ticks", "MKT", d) for d in nov}})
+    commit = DeltaTable(delta.table_uri(lake, "ticks")).history(1)[0]
+    predicate = commit["operationParameters"]["predicate"].replace("::date", "")
+    assert predicate == "market = 'MKT' AND (date = '2024-11-01' OR date = '2024-11-30')"
+
+
+def test_a_month_with_nothing_stored_or_archived_writes_nothing(tmp_path):
+    lake = _month_lake(tmp_path)
+    version = delta.open_table(lake, "ticks").version()
+    assert rederive_months(lake, "ticks", [("MKT", date(2024, 9, 1)),
+                                           ("NOWHERE", date(2024, 11, 1))]) == []
+    assert delta.open_table(lake, "ticks").version() == version
+
+
+def test_a_long_range_is_written_in_bounded_commits_of_whole_months(tmp_path, monkeypatch):
+    lake = _month_lake(tmp_path)
+    monkeypatch.setattr(rederive_module, "MAX_DAYS_PER_COMMIT", 2)
+    version = delta.open_table(lake, "ticks").version()
+    months = [("MKT", date(2024, m, 1)) for m in (10, 11, 12)]
+    results = rederive_months(lake, "ticks", months)
+    # October (1 day) and December (1 day) would fit together, but commits follow the
+    # sorted order: Oct | Nov (2 days) | Dec; November's two days share one commit
+    assert [(r.day, r.version) for r in results] == [
+        (date(2024, 10, 31), version + 1), (date(2024, 11, 1), version + 2),
+        (date(2024, 11, 30), version + 2), (date(2024, 12, 1), version + 3)]
+    assert delta.open_table(lake, "ticks").version() == version + 3
