@@ -100,7 +100,7 @@ def read_bundle(zone: LandingZone, name: str) -> LoadedBundle:
     manifest_bytes = zone.read_bytes(name, MANIFEST)
     manifest = parse_manifest(manifest_bytes, name)
 
-    digest = hashlib.sha256(_canonical(manifest.raw))
+    digest = hashlib.sha256(canonical_manifest(manifest.raw))
     raw_tables = {}
     for table, file_name in sorted(manifest.tables.items()):
         entry = entries.get(file_name)
@@ -128,6 +128,6 @@ def read_bundle(zone: LandingZone, name: str) -> LoadedBundle:
     return bundle
 
 
-def _canonical(doc: dict) -> bytes:
+def canonical_manifest(doc: dict) -> bytes:
     """The manifest as canonical JSON, so formatting alone never counts as a content change."""
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()

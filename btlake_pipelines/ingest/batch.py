@@ -68,22 +68,38 @@ class BatchResult:
 
 
 def ingest(lake: str, zone: LandingZone, names: list[str] | None = None, *,
-           progress: Progress | None = None) -> BatchResult:
+           progress: Progress | None = None, from_listing: bool = False) -> BatchResult:
     """Ingest ``names`` (default: every complete bundle in landing) as one batch.
 
     Each bundle is claimed first (:meth:`LandingZone.claim`): one that another ingester (a
     second ``btlake ingest``, the sensor's run) is handling right now is left to it, so
     concurrent ingesters never handle a bundle twice. Given names must be plain folder names
-    of landing: anything with a path separator is ignored, never joined into a path."""
-    names = zone.complete_bundles() if names is None else [
-        n for n in names if _is_folder_name(n) and zone.has_manifest(n)]
-    with zone.claim(names) as claimed:
+    of landing: anything with a path separator is ignored, never joined into a path, unless
+    ``from_listing`` says they came from the zone's own listing (they are checked against it)."""
+    from btlake_pipelines.ingest.large import ingest_large, is_large
+
+    if names is None:
+        names = zone.complete_bundles()
+    else:  # names the zone itself listed are taken as they are (a folder may be named a\\b)
+        listed = set(zone.complete_bundles()) if from_listing else set()
+        names = [n for n in names if n in listed
+                 or (_is_folder_name(n) and zone.has_manifest(n))]
+    large = [n for n in names if is_large(zone, n)]
+    with zone.claim([n for n in names if n not in large]) as claimed:
+        faults.pause_after_claim()
         try:
-            return _ingest(lake, zone, claimed, progress)
+            batch = _ingest(lake, zone, claimed, progress)
         except Exception as exc:
             if _is_transient(exc):
                 raise
-            return _ingest_one_by_one(lake, zone, claimed, progress, exc)
+            batch = _ingest_one_by_one(lake, zone, claimed, progress, exc)
+    for name in large:  # larger than memory: one at a time, in pieces
+        part = ingest_large(lake, zone, name, progress)
+        batch.batch_id = batch.batch_id or part.batch_id
+        batch.results += part.results
+        for table, versions in part.commits.items():
+            batch.commits.setdefault(table, []).extend(versions)
+    return batch
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -106,7 +122,7 @@ def _ingest_one_by_one(lake: str, zone: LandingZone, names: list[str],
             if _is_transient(exc) or (len(names) == 1 and exc is cause):
                 raise
             now = datetime.now(UTC)  # the bundle is claimed already (by ``ingest``)
-            part = _quarantine_claimed(lake, zone, BundleRefused(
+            part = quarantine_claimed(lake, zone, BundleRefused(
                 name, "write_failed", f"the lake could not store this bundle: "
                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"),
                 BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}"), now)
@@ -126,17 +142,17 @@ def quarantine_refused(lake: str, zone: LandingZone, refusal: BundleRefused) -> 
     with zone.claim([name]) as claimed:
         if not claimed or not zone.has_manifest(name):
             return batch  # another ingester holds it, or it has left landing meanwhile
-        return _quarantine_claimed(lake, zone, refusal, batch, now)
+        return quarantine_claimed(lake, zone, refusal, batch, now)
 
 
-def _quarantine_claimed(lake: str, zone: LandingZone, refusal: BundleRefused,
+def quarantine_claimed(lake: str, zone: LandingZone, refusal: BundleRefused,
                         batch: BatchResult, now: datetime) -> BatchResult:
     name = refusal.bundle
     result = _refused_result(refusal, zone)
     result.destination_uri = destinations.quarantine_uri(lake, name, now)
-    _Writer(lake, batch).write(INGEST_LOG, log_rows([result], batch_id=batch.batch_id,
+    Writer(lake, batch).write(INGEST_LOG, log_rows([result], batch_id=batch.batch_id,
                                                      handled_at=now), None, [])
-    _move_out(zone, result, batch.batch_id, now)
+    move_out(zone, result, batch.batch_id, now)
     batch.results = [result]
     return batch
 
@@ -184,7 +200,7 @@ def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress |
 
     archive = {b.name: destinations.archive_uri(lake, b.run_id, b.content_hash, now)
                for b in good}
-    writer = _Writer(lake, batch)
+    writer = Writer(lake, batch)
     run_parts = _run_writes(changed_runs, stored)
     for table in FACT_TABLES:
         _write_table(writer, table, market_bundles, run_parts.get(table, []), results)
@@ -205,7 +221,7 @@ def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress |
                  [])
     for i, r in enumerate(ordered, 1):
         faults.point("before_move")
-        _move_out(zone, r, batch.batch_id, now)
+        move_out(zone, r, batch.batch_id, now)
         faults.point("after_move")
         if progress:
             progress("archive", i, len(ordered))
@@ -213,7 +229,7 @@ def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress |
     return batch
 
 
-def _write_runs(writer: _Writer, changed: list[LoadedBundle], stored: dict[str, dict],
+def _write_runs(writer: Writer, changed: list[LoadedBundle], stored: dict[str, dict],
                 results: dict[str, BundleResult], archive: dict[str, str], now: datetime
                 ) -> None:
     """The ``runs`` rows of (at most :data:`RUNS_PER_COMMIT`) new or changed runs, in one
@@ -261,7 +277,7 @@ def _run_units(parts: list[_Part]) -> list[M.Unit]:
     return units
 
 
-class _Writer:
+class Writer:
     def __init__(self, lake: str, batch: BatchResult) -> None:
         self.lake = lake
         self.batch = batch
@@ -389,7 +405,7 @@ def _run_writes(bundles: list[LoadedBundle], stored: dict[str, dict]
     return out
 
 
-def _write_table(writer: _Writer, table: str, bundles: list[LoadedBundle],
+def _write_table(writer: Writer, table: str, bundles: list[LoadedBundle],
                  run_parts: list[_Part], results: dict[str, BundleResult]) -> None:
     """All of this batch's rows for ``table``, in as few commits as bounded predicates allow
     (usually one). Market-data slices that overlap an earlier bundle's slice in the same batch
@@ -417,18 +433,21 @@ def _write_table(writer: _Writer, table: str, bundles: list[LoadedBundle],
 
 def _settle_market_statuses(bundles: list[LoadedBundle], results: dict[str, BundleResult]
                             ) -> None:
+    for b in bundles:
+        if not b.manifest.is_backtest:
+            settle_market_status(results[b.name])
+
+
+def settle_market_status(result: BundleResult) -> None:
     """A market_data bundle is ``ingested`` when nothing was stored in its ranges,
     ``unchanged`` when every stored slice was identical, ``replaced`` otherwise."""
-    for b in bundles:
-        if b.manifest.is_backtest:
-            continue
-        statuses = [s["status"] for s in results[b.name].slices]
-        if statuses and all(s == "unchanged" for s in statuses):
-            results[b.name].status = "unchanged"
-        elif statuses and all(s == "ingested" for s in statuses):
-            results[b.name].status = "ingested"
-        elif statuses:
-            results[b.name].status = "replaced"
+    statuses = [s["status"] for s in result.slices]
+    if statuses and all(s == "unchanged" for s in statuses):
+        result.status = "unchanged"
+    elif statuses and all(s == "ingested" for s in statuses):
+        result.status = "ingested"
+    elif statuses:
+        result.status = "replaced"
 
 
 def _stored_rows(lake: str, table: str, bounds: pl.DataFrame) -> pl.DataFrame:
@@ -445,7 +464,7 @@ def _refused_result(refusal: BundleRefused, zone: LandingZone) -> BundleResult:
                         source_uri=zone.location(printable(refusal.bundle)))
 
 
-def _move_out(zone: LandingZone, result: BundleResult, batch_id: str, now: datetime) -> None:
+def move_out(zone: LandingZone, result: BundleResult, batch_id: str, now: datetime) -> None:
     """Archive or quarantine one bundle. A refused bundle gets its ``reason.json`` before the
     move, so a crash never leaves a quarantined folder without its reason: written inside the
     bundle folder, which then moves in one rename; for a symlinked folder (never written

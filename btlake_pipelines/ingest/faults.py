@@ -13,6 +13,10 @@ Two kinds, both named by ``BTLAKE_FAULT_POINT``:
   with a real SIGSEGV inside native code, as a deltalake stack overflow does: the poison
   bundle the supervisor must retry once and then quarantine as ``ingest_crashed``.
 
+A third, ``BTLAKE_FAULT_PAUSE=<folder>``, holds an ingest right after it claimed its
+bundles (it creates ``<folder>/claimed`` and waits, at most a minute, for ``<folder>/go``), so
+a test can race another ingester against one that holds claims, across processes.
+
 Unset, a point costs one environment lookup.
 """
 
@@ -53,3 +57,20 @@ def native_write(bundles: list[str]) -> None:
         import ctypes
 
         ctypes.string_at(0)  # a NULL read in C: SIGSEGV, no Python exception
+
+
+PAUSE_ENV = "BTLAKE_FAULT_PAUSE"
+
+
+def pause_after_claim() -> None:
+    """Wait for the test's go-ahead if ``BTLAKE_FAULT_PAUSE`` names a folder."""
+    folder = os.environ.get(PAUSE_ENV)
+    if not folder:
+        return
+    import time
+    from pathlib import Path
+
+    Path(folder, "claimed").touch()
+    deadline = time.monotonic() + 60
+    while not Path(folder, "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -51,6 +51,7 @@ def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None
     """Ingest ``names`` (default: every complete bundle) in child processes, quarantining a
     bundle whose ingestion kills its process twice. ``progress``: the child shows a progress
     counter on the terminal, as ``btlake ingest`` does."""
+    listed = names is None
     names = zone.complete_bundles() if names is None else list(names)
     merged = BatchResult(batch_id="")
     crashes: dict[str, int] = {}
@@ -59,7 +60,7 @@ def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None
         batch = [n for n in queue.pop(0) if zone.has_manifest(n)]
         if not batch:
             continue
-        done, crash = _run_child(lake, zone, batch, progress)
+        done, crash = _run_child(lake, zone, batch, progress, listed)
         if done is not None:
             _merge(merged, done)
             continue
@@ -80,15 +81,16 @@ def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None
     return merged
 
 
-def _run_child(lake: str, zone: LandingZone, names: list[str], progress: bool
-               ) -> tuple[BatchResult | None, tuple[str, str | None]]:
+def _run_child(lake: str, zone: LandingZone, names: list[str], progress: bool,
+               listed: bool = False) -> tuple[BatchResult | None, tuple[str, str | None]]:
     """(the child's result, None) or (None, (signal name, table being written))."""
     with tempfile.TemporaryDirectory(prefix="btlake-ingest-") as tmp:
         job = Path(tmp) / "job.json"
         out = Path(tmp) / "result.json"
         crumb = Path(tmp) / "breadcrumb.json"
         job.write_text(json.dumps({"lake": lake, "landing": zone.uri, "names": names,
-                                   "progress": progress, "out": str(out)}))
+                                   "progress": progress, "listed": listed,
+                                   "out": str(out)}))
         env = {**os.environ, faults.SUPERVISED_ENV: str(os.getpid()),
                breadcrumb.ENV: str(crumb)}
         proc = subprocess.run([sys.executable, "-m", "btlake_pipelines.ingest.isolated",
@@ -151,7 +153,8 @@ def _child(job_path: str) -> int:
 
     try:
         batch = ingest(job["lake"], open_landing(job["landing"]), job["names"],
-                       progress=progress if show else None)
+                       progress=progress if show else None,
+                       from_listing=job.get("listed", False))
         doc = _result_to_doc(batch)
     except Exception as exc:
         doc = {"error": {"type": type(exc).__name__, "message": str(exc),

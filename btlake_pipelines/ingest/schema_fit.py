@@ -28,8 +28,8 @@ def fit_schemas(lake: str, bundles: list[LoadedBundle]
                 continue
             frames = b.market_tables if table in b.market_tables else b.run_tables
             try:
-                frames[table] = _fit(frames[table], known)
-            except _Mismatch as exc:
+                frames[table] = fit_frame(frames[table], known)
+            except SchemaMismatch as exc:
                 refused[b.name] = BundleRefused(
                     b.name, "column_type", f"column '{exc.column}' is {exc.got} here but "
                     f"{exc.want} in the lake's '{table}' table", table=table, column=exc.column)
@@ -40,13 +40,13 @@ def fit_schemas(lake: str, bundles: list[LoadedBundle]
     return [b for b in bundles if b.name not in refused], list(refused.values())
 
 
-class _Mismatch(Exception):
+class SchemaMismatch(Exception):
     def __init__(self, column: str, got: pl.DataType, want: pl.DataType) -> None:
         super().__init__(column)
         self.column, self.got, self.want = column, got, want
 
 
-def _fit(df: pl.DataFrame, known: dict[str, pl.DataType]) -> pl.DataFrame:
+def fit_frame(df: pl.DataFrame, known: dict[str, pl.DataType]) -> pl.DataFrame:
     casts = {}
     for name, dtype in df.schema.items():
         want = known.get(name)
@@ -58,10 +58,10 @@ def _fit(df: pl.DataFrame, known: dict[str, pl.DataType]) -> pl.DataFrame:
         try:
             cast = col.cast(want, strict=True)
         except Exception:
-            raise _Mismatch(name, dtype, want) from None
+            raise SchemaMismatch(name, dtype, want) from None
         if cast.null_count() != col.null_count() or (
                 dtype.is_numeric() and want.is_numeric()
                 and not (cast.cast(dtype) == col).fill_null(True).all()):
-            raise _Mismatch(name, dtype, want)  # 1.5 into an integer column would lose .5
+            raise SchemaMismatch(name, dtype, want)  # 1.5 into an integer column would lose .5
         casts[name] = cast
     return df.with_columns(**casts) if casts else df

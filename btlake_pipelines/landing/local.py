@@ -113,6 +113,12 @@ class LocalLandingZone(LandingZone):
         with os.fdopen(fd, "rb") as f:
             return f.read()
 
+    @contextmanager
+    def open_file(self, name: str, file_name: str) -> Iterator[BinaryIO]:
+        fd = os.open(self.root / name / file_name, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            yield f
+
     def write_file(self, name: str, file_name: str, source: BinaryIO) -> None:
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)

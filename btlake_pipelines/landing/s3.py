@@ -42,6 +42,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -210,6 +211,18 @@ class S3LandingZone(LandingZone):
         key = self._folder(name) + file_name
         response = self._call("GET", key, self.client.get_object, Bucket=self.bucket, Key=key)
         return self._call("GET", key, response["Body"].read)
+
+    @contextmanager
+    def open_file(self, name: str, file_name: str) -> Iterator[BinaryIO]:
+        """Downloaded in pieces to a temporary file: a large table file never sits in memory."""
+        key = self._folder(name) + file_name
+        with tempfile.TemporaryFile() as fh:
+            response = self._call("GET", key, self.client.get_object, Bucket=self.bucket,
+                                  Key=key)
+            for piece in response["Body"].iter_chunks(8 << 20):
+                fh.write(piece)
+            fh.seek(0)
+            yield fh
 
     def write_file(self, name: str, file_name: str, source: BinaryIO) -> None:
         """One PUT (multipart for large files): an S3 object appears whole or not at all.

@@ -7,6 +7,7 @@ into a path; file names come from a checked manifest or from the zone's own list
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +58,15 @@ class LandingZone(ABC):
     @abstractmethod
     def read_bytes(self, name: str, file_name: str) -> bytes:
         """The whole content of one file of a bundle."""
+
+    @contextmanager
+    def open_file(self, name: str, file_name: str) -> Iterator[BinaryIO]:
+        """One file of a bundle as a seekable binary file, for reading it in pieces without
+        holding it in memory; here spooled to a temporary file, where a zone can do better."""
+        with tempfile.TemporaryFile() as fh:
+            fh.write(self.read_bytes(name, file_name))
+            fh.seek(0)
+            yield fh
 
     @abstractmethod
     def write_file(self, name: str, file_name: str, source: BinaryIO) -> None:

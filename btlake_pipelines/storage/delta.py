@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS
 from btlake_pipelines.settings import storage_options
+from btlake_pipelines.storage.checkpoints import maybe_checkpoint
 
 PARTITIONS: dict[str, list[str]] = {
     **{name: ["market", "date"] for name in FACT_TABLES},
@@ -70,10 +72,14 @@ def writer_properties(table: str, schema: pa.Schema | None = None):
     )
 
 
-def write(lake: str, table: str, data: pa.Table, *, predicate: str | None,
-          metadata: dict[str, Any]) -> int:
+def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchReader], *,
+          predicate: str | None, metadata: dict[str, Any]) -> int:
     """Append ``data`` (predicate None) or replace exactly the rows matching ``predicate`` with
-    it, in one commit; returns the new version. Conflicting commits are retried."""
+    it, in one commit; returns the new version. Conflicting commits are retried.
+
+    ``data`` may be a function returning a fresh ``RecordBatchReader`` per attempt: the rows
+    then stream through the writer (a bundle larger than memory), and a retry reads them
+    again."""
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
@@ -83,14 +89,15 @@ def write(lake: str, table: str, data: pa.Table, *, predicate: str | None,
     props = CommitProperties(custom_metadata=custom)
     for attempt in range(COMMIT_RETRIES):
         try:
+            rows = data() if callable(data) else data
             write_deltalake(
                 uri,
-                data,
+                rows,
                 mode="append" if predicate is None else "overwrite",
                 predicate=predicate,
                 partition_by=PARTITIONS[table] or None,
                 schema_mode="merge",
-                writer_properties=writer_properties(table, data.schema),
+                writer_properties=writer_properties(table, rows.schema),
                 commit_properties=props,
                 storage_options=storage_options(uri),
             )
@@ -99,7 +106,9 @@ def write(lake: str, table: str, data: pa.Table, *, predicate: str | None,
             if attempt == COMMIT_RETRIES - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
-    return _version_of(lake, table, commit_id)
+    version = _version_of(lake, table, commit_id)
+    maybe_checkpoint(uri, version)  # deltalake's own interval, caught up if it was missed
+    return version
 
 
 def _version_of(lake: str, table: str, commit_id: str) -> int:

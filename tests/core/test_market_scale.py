@@ -24,6 +24,16 @@ from tests.core import bundles as B
 DAY = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True, params=["in-memory", "streamed"])
+def path(request, monkeypatch):
+    """Every shape through both ingestion paths: in memory, and in pieces (the path of bundles
+    larger than ``BTLAKE_STREAM_MB``, forced here with a threshold of 0)."""
+    if request.param == "streamed":
+        monkeypatch.setenv("BTLAKE_STREAM_MB", "0")
+        monkeypatch.setattr("btlake_pipelines.ingest.large.CHUNK_ROWS", 7_000)
+    return request.param
+
+
 def _ticks(symbols: list[str], days: int = 1, per_day: int = 1, price: float = 10.0
            ) -> pa.Table:
     """``per_day`` ticks per symbol on each of ``days`` consecutive days (nanosecond times)."""
@@ -178,3 +188,33 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, (done.returncode, done.stderr[-500:])
+
+
+def test_the_streamed_path_is_taken_above_the_threshold(dirs, path, monkeypatch):
+    """The fixture's threshold really routes bundles through ``ingest.large``."""
+    from btlake_pipelines.ingest import large
+
+    calls = []
+    real = large.ingest_large
+    monkeypatch.setattr(large, "ingest_large", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    B.market_data(dirs.landing, "md-x", {"ticks": B.ticks(5)})
+    assert ingest(dirs.lake, LocalLandingZone(dirs.landing)).results[0].status == "ingested"
+    assert calls == (["md-x"] if path == "streamed" else [])
+    assert Lake(dirs.lake).read("ticks").num_rows == 5
+
+
+def test_a_streamed_bundle_with_a_bad_row_late_in_the_file_stores_nothing(dirs, monkeypatch):
+    """All-or-nothing in pieces: a rule broken in the last piece refuses the whole bundle, with
+    the row number counted from the start of the file."""
+    monkeypatch.setenv("BTLAKE_STREAM_MB", "0")
+    monkeypatch.setattr("btlake_pipelines.ingest.large.CHUNK_ROWS", 1_000)
+    table = _ticks([f"S{i:04d}" for i in range(2_500)])
+    prices = table.column("price").to_numpy().copy()
+    prices[2_345] = -1.0
+    B.market_data(dirs.landing, "late-bad", {"ticks": table.set_column(
+        2, "price", pa.array(prices))})
+    result = ingest(dirs.lake, LocalLandingZone(dirs.landing)).results[0]
+    assert result.status == "quarantined"
+    assert result.reason["rule"] == "positive" and result.reason["rows"] == [2_345]
+    assert result.reason["table"] == "ticks" and result.reason["column"] == "price"
+    assert Lake(dirs.lake).read("ticks").num_rows == 0

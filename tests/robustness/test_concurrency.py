@@ -8,6 +8,7 @@ rows once in every table), and Delta commit conflicts are retried, never surface
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -245,7 +246,6 @@ def test_sensor_run_races_a_cli_ingest(tmp_path, monkeypatch):
     from btlake_pipelines.defs.jobs import ingest_job
     from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
     from btlake_pipelines.defs.sensors import landing_sensor
-    from btlake_pipelines.ingest import batch as batch_module
 
     staged = _stage(tmp_path / "staging", 10)
     landing, lake = tmp_path / "landing", tmp_path / "lake"
@@ -261,15 +261,10 @@ def test_sensor_run_races_a_cli_ingest(tmp_path, monkeypatch):
     sensor_batch = run_config["ops"]["ingest_bundles"]["config"]["bundles"]
     assert len(sensor_batch) == 5
 
-    claimed, go = threading.Event(), threading.Event()
-    real_load = batch_module.load_bundles
-
-    def slow_load(*args, **kwargs):  # the run holds its claims while the CLI starts
-        claimed.set()
-        go.wait(60)
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(batch_module, "load_bundles", slow_load)
+    # the run holds its claims (in its ingesting child) while the CLI starts
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    monkeypatch.setenv("BTLAKE_FAULT_PAUSE", str(pause))
     outcome = {}
     def run() -> None:
         outcome["run"] = ingest_job.execute_in_process(
@@ -278,12 +273,16 @@ def test_sensor_run_races_a_cli_ingest(tmp_path, monkeypatch):
 
     runner = threading.Thread(target=run)
     runner.start()
-    assert claimed.wait(60)
+    deadline = time.monotonic() + 60
+    while not (pause / "claimed").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    env = {k: v for k, v in os.environ.items() if k != "BTLAKE_FAULT_PAUSE"}
     cli = subprocess.Popen([K.BTLAKE, "--lake", str(lake), "--landing", str(landing),
                             "ingest"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, cwd=K.REPO)
-    time.sleep(1.0)  # the CLI imports, claims the other bundles and starts writing
-    go.set()
+                           text=True, cwd=K.REPO, env=env)
+    time.sleep(1.5)  # the CLI imports, claims the other bundles and starts writing
+    (pause / "go").touch()
     out, err = cli.communicate(timeout=120)
     runner.join(120)
     assert outcome["run"].success

@@ -1,0 +1,406 @@
+"""Market-data bundles larger than memory: read, validated and written in pieces.
+
+A busy day of US equities is a 1.5 GB Parquet file; loaded whole, with the copies validation,
+sorting and writing make, it needs ten times that. A market-data bundle whose Parquet tables
+together exceed :func:`threshold_bytes` therefore takes this path instead of the in-memory one
+in ``ingest/batch.py``, with the same contract:
+
+1. **Check** (one pass over each file, one row group at a time): normalize, validate with the
+   same pandera rules (row numbers counted from the start of the file), fit extra columns to
+   the lake's types, and keep per slice only its bounds and a multiset fingerprint of its rows
+   (row count and four sums of 32-bit halves of two independent 64-bit row hashes: equal rows
+   give equal sums in any order, and the sums cannot overflow). A refusal here has written
+   nothing: the bundle is all-or-nothing.
+2. **Compare**: the stored rows in each slice's range get the same fingerprint, computed by
+   polars' streaming engine over the Delta table; equal fingerprints are ``unchanged``.
+3. **Write** (a second pass over the files): the rows stream into deltalake as a
+   ``RecordBatchReader``, one commit per table where predicates stay within bounds (usually
+   one): an append for partitions nothing stored is touched in, an overwrite with the bounded
+   partition clauses of ``ingest/market_slices.py`` otherwise, whose kept stored rows stream
+   back from the table.
+
+Peak memory is one row group of the input plus what the writers buffer, whatever the bundle's
+size. Rows are sorted within each piece; maintenance's Z-order sorts the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+import pyarrow as pa
+
+from btlake_pipelines.bundles.loader import canonical_manifest
+from btlake_pipelines.bundles.normalize import normalize_table
+from btlake_pipelines.contract.manifest import Manifest, parse_manifest
+from btlake_pipelines.contract.run_ids import RUN_ID_RULE, is_valid_run_id
+from btlake_pipelines.contract.schemas import validate_many
+from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG
+from btlake_pipelines.errors import BundleRefused
+from btlake_pipelines.ingest import destinations, faults
+from btlake_pipelines.ingest import market_slices as M
+from btlake_pipelines.ingest.batch import (
+    BatchResult,
+    Writer,
+    move_out,
+    quarantine_claimed,
+    settle_market_status,
+)
+from btlake_pipelines.ingest.schema_fit import SchemaMismatch, fit_frame
+from btlake_pipelines.landing.zone import MANIFEST, LandingZone
+from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
+from btlake_pipelines.storage import predicates as P
+from btlake_pipelines.storage.scan import scan
+
+#: Rows normalized and validated at a time.
+CHUNK_ROWS = 1_000_000
+DEFAULT_THRESHOLD_MB = 128
+_FP = ("rows", "f1", "f2", "f3", "f4")
+
+
+def threshold_bytes() -> int:
+    """Market-data bundles whose Parquet tables add up to more than this stream
+    (``BTLAKE_STREAM_MB``, default 128 MB: the in-memory path then peaks near 1.5 GB)."""
+    return int(float(os.environ.get("BTLAKE_STREAM_MB") or DEFAULT_THRESHOLD_MB) * (1 << 20))
+
+
+def is_large(zone: LandingZone, name: str) -> bool:
+    """Whether bundle ``name`` takes this path: market data, Parquet only, above the
+    threshold. Anything unusual (a bad manifest, a missing file) goes the ordinary way, which
+    refuses it with the usual reasons."""
+    if not is_valid_run_id(name) or zone.is_link(name):
+        return False
+    try:
+        entries = zone.entries(name)
+        if sum(e.size for n, e in entries.items() if n != MANIFEST) <= threshold_bytes():
+            return False  # the common case costs one listing
+        manifest = parse_manifest(zone.read_bytes(name, MANIFEST), name)
+    except Exception:
+        return False
+    if manifest.is_backtest or not manifest.tables:
+        return False
+    files = [entries.get(f) for f in manifest.tables.values()]
+    if any(e is None or e.kind != "file" for e in files) or not all(
+            f.endswith(".parquet") for f in manifest.tables.values()):
+        return False
+    return sum(e.size for e in files if e is not None) > threshold_bytes()
+
+
+@dataclass
+class _Table:
+    """What the check pass learned about one table of the bundle."""
+
+    name: str
+    file_name: str
+    schema: pa.Schema  # the normalized, fitted rows
+    #: one row per slice: keys, first_ns, last_ns and the fingerprint columns
+    slices: pl.DataFrame
+    known: dict[str, pl.DataType] = field(default_factory=dict)
+
+
+def ingest_large(lake: str, zone: LandingZone, name: str, progress=None) -> BatchResult:
+    """Ingest one large market-data bundle (claimed here), or quarantine it."""
+    now = datetime.now(UTC)
+    batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
+    with zone.claim([name]) as claimed:
+        if not claimed or not zone.has_manifest(name):
+            return batch
+        try:
+            manifest, digest, tables = _check(lake, zone, name)
+        except BundleRefused as refusal:
+            return quarantine_claimed(lake, zone, refusal, batch, now)
+        faults.point("loaded")
+        result = BundleResult(name, "ingested", manifest.run_id, manifest.kind, digest,
+                              rows={t.name: int(t.slices.get_column("rows").sum())
+                                    for t in tables},
+                              source_uri=zone.location(name))
+        writer = Writer(lake, batch)
+        for t in tables:
+            _write_table(lake, zone, name, manifest, t, writer, result)
+            if progress:
+                progress("write", tables.index(t) + 1, len(tables))
+        settle_market_status(result)
+        result.destination_uri = destinations.archive_uri(lake, result.run_id, digest, now)
+        writer.write(INGEST_LOG, log_rows([result], batch_id=batch.batch_id, handled_at=now),
+                     None, [])
+        faults.point("before_move")
+        move_out(zone, result, batch.batch_id, now)
+        faults.point("after_move")
+        batch.results = [result]
+        return batch
+
+
+# --- 1. check --------------------------------------------------------------------------------
+
+
+def _check(lake: str, zone: LandingZone, name: str) -> tuple[Manifest, str, list[_Table]]:
+    if not is_valid_run_id(name):
+        raise BundleRefused(name, "run_id", f"bundle folder name must be a run id: {RUN_ID_RULE}")
+    manifest = parse_manifest(zone.read_bytes(name, MANIFEST), name)
+    entries = zone.entries(name)
+    digest = hashlib.sha256(canonical_manifest(manifest.raw))
+    tables = []
+    for table, file_name in sorted(manifest.tables.items()):
+        entry = entries.get(file_name)
+        if entry is None or entry.kind != "file":
+            raise BundleRefused(name, "missing_file", f"file '{file_name}' named in the manifest "
+                                "is not a regular file of the bundle", table=table)
+        with zone.open_file(name, file_name) as fh:
+            size = _hash_file(fh, digest, table, file_name)
+            if size != entry.size:
+                raise BundleRefused(name, "file_changing", f"'{file_name}' changed size while "
+                                    "being read: it is still being written after its manifest "
+                                    "appeared", table=table)
+            fh.seek(0)
+            tables.append(_check_table(lake, name, manifest, table, file_name, fh))
+    return manifest, digest.hexdigest(), tables
+
+
+def _hash_file(fh, digest, table: str, file_name: str) -> int:
+    """Feed the file into the content hash exactly as the in-memory loader does."""
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    fh.seek(0)
+    digest.update(f"\0{table}\0{file_name}\0{size}\0".encode())
+    while piece := fh.read(8 << 20):
+        digest.update(piece)
+    return size
+
+
+def _check_table(lake: str, name: str, manifest: Manifest, table: str, file_name: str, fh
+                 ) -> _Table:
+    lf = scan(lake, table)
+    known: dict[str, pl.DataType] = dict(lf.collect_schema()) if lf is not None else {}
+    partial: list[pl.DataFrame] = []
+    schema: pa.Schema | None = None
+    for df in _pieces(name, manifest, table, file_name, fh, known, validate=True):
+        cols = list(df.columns)
+        partial.append(df.group_by(M.slice_keys(table)).agg(
+            M.exact_ns().min().alias("first_ns"), M.exact_ns().max().alias("last_ns"),
+            *_fingerprint(cols)))
+        if schema is None:
+            schema = df.head(0).to_arrow().schema
+    if schema is None:  # no rows: nothing to store, the bundle is still handled
+        empty = pl.DataFrame(schema={"market": pl.String, "date": pl.Date,
+                                     **({"symbol": pl.String} if "symbol" in
+                                        M.slice_keys(table) else {}),
+                                     "first_ns": pl.Int64, "last_ns": pl.Int64,
+                                     **{f: pl.UInt64 for f in _FP}})
+        return _Table(table, file_name, pa.schema([]), empty, known)
+    slices = (pl.concat(partial).group_by(M.slice_keys(table), maintain_order=True)
+              .agg(pl.col("first_ns").min(), pl.col("last_ns").max(),
+                   *[pl.col(f).sum() for f in _FP]))
+    return _Table(table, file_name, schema, slices, known)
+
+
+def _pieces(name: str, manifest: Manifest, table: str, file_name: str, fh,
+            known: dict[str, pl.DataType], *, validate: bool) -> Iterator[pl.DataFrame]:
+    """The file's rows in the lake's shape, :data:`CHUNK_ROWS` at a time."""
+    import pyarrow.parquet as pq
+
+    try:
+        reader = pq.ParquetFile(fh)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise BundleRefused(name, "file_format", f"unreadable Parquet: {str(exc)[:200]}",
+                            table=table) from None
+    offset = 0
+    try:
+        batches = reader.iter_batches(batch_size=CHUNK_ROWS)
+        for piece in batches:
+            raw = pa.Table.from_batches([piece])
+            df = normalize_table(raw, spec=FACT_TABLES[table], manifest=manifest, bundle=name,
+                                 run_hash="", market_rows=True)
+            if validate:
+                refused = validate_many(table, [(name, df)]).get(name)
+                if refused is not None:
+                    refused.rows = [r + offset for r in refused.rows]
+                    raise refused
+            try:
+                df = fit_frame(df, known)
+            except SchemaMismatch as exc:
+                raise BundleRefused(name, "column_type", f"column '{exc.column}' is {exc.got} "
+                                    f"here but {exc.want} in the lake's '{table}' table",
+                                    table=table, column=exc.column) from None
+            for col, dtype in df.schema.items():
+                if dtype != pl.Null:
+                    known.setdefault(col, dtype)
+            offset += piece.num_rows
+            yield df
+    except BundleRefused:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise BundleRefused(name, "file_format", f"unreadable Parquet: {str(exc)[:200]}",
+                            table=table) from None
+
+
+def _fingerprint(cols: list[str], casts: dict[str, pl.DataType] | None = None) -> list[pl.Expr]:
+    """A multiset fingerprint of rows over ``cols``: count and four sums of 32-bit halves of
+    two seeded 64-bit hashes (order-free, and no sum can overflow below 2**32 rows)."""
+    row = pl.struct([pl.col(c).cast(casts[c]) if casts else pl.col(c) for c in cols])
+    h1, h2 = row.hash(1), row.hash(2)
+    low = 1 << 32
+    return [pl.len().cast(pl.UInt64).alias("rows"),
+            (h1 // low).sum().alias("f1"), (h1 % low).sum().alias("f2"),
+            (h2 // low).sum().alias("f3"), (h2 % low).sum().alias("f4")]
+
+
+# --- 2. compare ------------------------------------------------------------------------------
+
+
+def _classify(lake: str, t: _Table) -> pl.DataFrame:
+    """``t.slices`` with ``stored`` (rows in range) and ``status``."""
+    keys = M.slice_keys(t.name)
+    lf = scan(lake, t.name)
+    slices = t.slices.with_row_index(M.SLICE)
+    if lf is None or slices.is_empty():
+        return slices.with_columns(pl.lit(0, pl.UInt64).alias("stored"),
+                                   pl.lit("ingested").alias("status"))
+    stored_schema = lf.collect_schema()
+    cols = [f.name for f in t.schema]
+    comparable = all(c in stored_schema for c in cols)
+    inside = (lf.filter(M.stored_filter(t.name, t.slices))
+              .join(slices.lazy().select(M.SLICE, *keys, "first_ns", "last_ns"), on=keys,
+                    how="inner", nulls_equal=True)
+              .filter(M.exact_ns().is_between(pl.col("first_ns"), pl.col("last_ns"))))
+    casts = {c: pl.from_arrow(t.schema.empty_table()).schema[c] for c in cols}
+    aggs = _fingerprint(cols, casts) if comparable else [pl.len().cast(pl.UInt64)
+                                                         .alias("rows")]
+    try:
+        stored = inside.group_by(M.SLICE).agg(aggs).collect(engine="streaming")
+    except pl.exceptions.InvalidOperationError:  # a stored column the bundle's type can't hold
+        stored = inside.group_by(M.SLICE).agg(pl.len().cast(pl.UInt64).alias("rows")) \
+            .collect(engine="streaming")
+        comparable = False
+    names = {f: f"stored_{f}" for f in stored.columns if f != M.SLICE}
+    out = slices.join(stored.rename(names), on=M.SLICE, how="left")
+    same = pl.lit(comparable)
+    for f in _FP if comparable else ():
+        same = same & (pl.col(f) == pl.col(f"stored_{f}"))
+    status = (pl.when(pl.col("stored_rows").fill_null(0) == 0).then(pl.lit("ingested"))
+              .when(same).then(pl.lit("unchanged")).otherwise(pl.lit("replaced")))
+    return out.with_columns(pl.col("stored_rows").fill_null(0).alias("stored"),
+                            status.alias("status")).drop(list(names.values()))
+
+
+# --- 3. write --------------------------------------------------------------------------------
+
+
+def _write_table(lake: str, zone: LandingZone, name: str, manifest: Manifest, t: _Table,
+                 writer: Writer, result: BundleResult) -> None:
+    slices = _classify(lake, t).with_columns(pl.lit(name).alias("bundle"))
+    result.slices += M.describe(t.name, slices)
+    written = slices.filter(pl.col("status") != "unchanged")
+    if written.is_empty():
+        return
+    keys = M.slice_keys(t.name)
+    touched = written.filter(pl.col("status") == "replaced").select(M.partition_keys()).unique()
+    quiet = written.join(touched, on=M.partition_keys(), how="anti", nulls_equal=True)
+
+    def bundle_rows(wanted: pl.DataFrame) -> Callable[[], Iterator[pa.RecordBatch]]:
+        whole = wanted.height == t.slices.height
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            with zone.open_file(name, t.file_name) as fh:
+                for df in _pieces(name, manifest, t.name, t.file_name, fh, dict(t.known),
+                                  validate=False):
+                    if not whole:
+                        df = df.join(wanted.select(keys), on=keys, how="semi",
+                                     nulls_equal=True)
+                    order = [c for c in ("market", "date", *FACT_TABLES[t.name].sort_by)
+                             if c in df.columns]
+                    yield from df.sort(order).to_arrow().to_batches()
+        return batches
+
+    version = None
+    if not quiet.is_empty():
+        version = writer.write(t.name, _stream(t.schema, [bundle_rows(quiet)]), None, [name],
+                               added=int(quiet.get_column("rows").sum()))
+    if not touched.is_empty():
+        for group in _overwrite_groups(t.name, written.join(touched, on=M.partition_keys(),
+                                                             how="semi", nulls_equal=True)):
+            clauses = [c for c, _ in group]
+            parts = pl.concat([p for _, p in group])
+            kept = _kept_rows(lake, t.name, parts, clauses)
+            schema = _union(t.schema, kept[0]) if kept[0] is not None else t.schema
+            version = writer.write(
+                t.name, _stream(schema, [bundle_rows(parts), kept[1]]),
+                P.balanced_or(clauses), [name],
+                removed=int(parts.filter(pl.col("status") == "replaced")
+                            .get_column("stored").sum()),
+                added=int(parts.get_column("rows").sum()))
+    if version is not None:
+        result.tables[t.name] = version
+
+
+def _overwrite_groups(table: str, parts: pl.DataFrame) -> list[list[tuple[str, pl.DataFrame]]]:
+    """Bounded clauses (one per partition) for the partitions where stored rows change,
+    grouped like ``market_slices.pack``."""
+    units = []
+    for (market, day), part in parts.group_by(M.partition_keys(), maintain_order=True):
+        base = [P.eq("market", market), P.eq("date", day)]
+        items = 0
+        if table == "events":
+            base.append("run_id IS NULL")
+        elif "symbol" in part.columns and part.height <= M.IN_LIMIT:
+            names = part.get_column("symbol").unique().sort().to_list()
+            base.append(P.is_in("symbol", names))
+            items = len(names)
+        units.append(M.Unit(P.all_of(*base), items, [part], set()))
+    return [[(u.clause, u.frames[0]) for u in group] for group in M.pack(units)]
+
+
+def _kept_rows(lake: str, table: str, parts: pl.DataFrame, clauses: list[str]
+               ) -> tuple[pa.Schema | None, Callable[[], Iterator[pa.RecordBatch]]]:
+    """The stored rows the clauses cover that no written slice replaces, streamed from the
+    table: written back unchanged in the same commit."""
+    keys = M.slice_keys(table)
+    lf = scan(lake, table)
+    if lf is None:
+        return None, lambda: iter(())
+    per_part = []
+    for (market, day), part in parts.group_by(M.partition_keys(), maintain_order=True):
+        expr = (pl.col("market") == market) & (pl.col("date") == day)
+        if table == "events":
+            expr &= pl.col("run_id").is_null()
+        elif "symbol" in part.columns and part.height <= M.IN_LIMIT:
+            expr &= pl.col("symbol").is_in(part.get_column("symbol").unique().to_list())
+        per_part.append(expr)
+    cover = per_part[0]
+    for e in per_part[1:]:
+        cover = cover | e
+    ranges = parts.lazy().select(*keys, pl.col("first_ns").alias("__lo"),
+                                 pl.col("last_ns").alias("__hi"))
+    kept = (lf.filter(cover).join(ranges, on=keys, how="left", nulls_equal=True)
+            .filter(pl.col("__lo").is_null()
+                    | ~M.exact_ns().is_between(pl.col("__lo"), pl.col("__hi")))
+            .drop("__lo", "__hi"))
+    schema = pl.DataFrame(schema=kept.collect_schema()).to_arrow().schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for df in kept.collect_batches(chunk_size=CHUNK_ROWS, engine="streaming"):
+            yield from df.to_arrow().to_batches()
+    return schema, batches
+
+
+def _union(a: pa.Schema, b: pa.Schema) -> pa.Schema:
+    return pa.unify_schemas([a, b], promote_options="permissive")
+
+
+def _stream(schema: pa.Schema, sources: list[Callable[[], Iterator[pa.RecordBatch]]]
+            ) -> Callable[[], pa.RecordBatchReader]:
+    """A factory of readers over ``sources``' batches, each cast to ``schema`` (missing
+    columns null): called once per commit attempt."""
+    def conform(batch: pa.RecordBatch) -> pa.RecordBatch:
+        cols = [batch.column(f.name).cast(f.type) if f.name in batch.schema.names
+                else pa.nulls(batch.num_rows, f.type) for f in schema]
+        return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+    def reader() -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(
+            schema, (conform(b) for source in sources for b in source()))
+    return reader
