@@ -1,5 +1,6 @@
 """Op jobs for the work that is not "materialize these partitions": ingest a batch of bundles
-(launched by the landing sensor), nightly maintenance and the nightly catch-up.
+(launched by the landing sensor), nightly maintenance, the hourly Delta log upkeep and the
+nightly catch-up.
 
 A batch touches arbitrary partitions of several tables at once, which no single run partition
 can describe, so the ingestion job is an op that records one materialization per partition it
@@ -34,7 +35,7 @@ from btlake_pipelines.ingest.isolated import ingest_isolated
 from btlake_pipelines.ingest.rederive import delta_partition_rows, rederive, rederive_runs
 from btlake_pipelines.ingest.report import Key, committed_partitions
 from btlake_pipelines.ingest.validation_report import validation_report
-from btlake_pipelines.storage.maintenance import DEFAULT_RETENTION_HOURS, maintain
+from btlake_pipelines.storage.maintenance import DEFAULT_RETENTION_HOURS, log_upkeep, maintain
 
 INGEST_JOB = "ingest_job"
 TABLES = (*FACT_TABLES, RUNS)
@@ -125,6 +126,24 @@ def maintenance_job():
     maintain_lake()
 
 
+@op(retry_policy=RetryPolicy(max_retries=2, delay=60),
+    description="Checkpoint every table with commits past its last checkpoint; remove log "
+                "files past the log retention.")
+def tidy_delta_logs(context: OpExecutionContext, lake: LakeResource) -> None:
+    for r in log_upkeep(lake.root):
+        context.log.info(f"{r.table}: version {r.version}, checkpoint {r.checkpoint}"
+                         f"{' (new)' if r.checkpointed else ''}, {r.commits_after} commit(s) "
+                         f"after it, log files {r.log_files_before} -> {r.log_files_after}")
+
+
+@job(tags={"btlake/job": "log_upkeep"}, executor_def=in_process_executor,
+     description="Hourly Delta log upkeep, so opening a table stays cheap under continuous "
+                 "ingestion. Outside the lake-writer pool: it writes no commit and no data "
+                 "file, so it never waits behind (or holds up) an ingestion run.")
+def log_upkeep_job():
+    tidy_delta_logs()
+
+
 class CatchUpConfig(Config):
     lookback_days: int = Field(default=7, description="consider bundles handled in the last "
                                                       "N days; 0 = the whole history")
@@ -171,4 +190,4 @@ def catch_up_job():
     catch_up()
 
 
-all_jobs = [ingest_job, maintenance_job, catch_up_job]
+all_jobs = [ingest_job, maintenance_job, log_upkeep_job, catch_up_job]

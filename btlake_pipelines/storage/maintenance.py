@@ -4,6 +4,11 @@ vacuum files no version inside the retention period needs.
 Vacuum never goes below the retention period (7 days by default), so ``--as-of`` keeps working
 for every version younger than that; the time of the last vacuum is recorded so btlake can say
 which older versions are gone instead of failing obscurely.
+
+:func:`log_upkeep` is the light, frequent part (hourly in Dagster): a checkpoint for every table
+with commits past its last one, and removal of log files past the log retention, so that
+opening a table under continuous ingestion reads one checkpoint and at most an hour of
+commits (see :mod:`btlake_pipelines.storage.checkpoints`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import pyarrow as pa
 from btlake_pipelines.contract.tables import ALL_TABLES, FACT_TABLES
 from btlake_pipelines.metadata.runs_migration import migrate as migrate_runs
 from btlake_pipelines.storage import maintenance_state
-from btlake_pipelines.storage.delta import open_table, writer_properties
+from btlake_pipelines.storage.checkpoints import log_state
+from btlake_pipelines.storage.delta import open_table, table_uri, writer_properties
 
 DEFAULT_RETENTION_HOURS = 168
 
@@ -32,6 +38,19 @@ class TableReport:
     files_added: int = 0
     vacuumed: int = 0
     partitions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LogReport:
+    table: str
+    version: int
+    #: the last checkpoint after the upkeep, and whether the upkeep wrote it
+    checkpoint: int | None
+    checkpointed: bool
+    #: commit files a reader replays after that checkpoint
+    commits_after: int
+    log_files_before: int
+    log_files_after: int
 
 
 def maintain(lake: str, *, tables: list[str] | None = None,
@@ -73,7 +92,7 @@ def maintain(lake: str, *, tables: list[str] | None = None,
         dt.create_checkpoint()
         report.vacuumed = len(dt.vacuum(retention_hours=retention_hours, dry_run=False,
                                         enforce_retention_duration=False))
-        dt.cleanup_metadata()
+        cleanup_log(dt)
         report.version_after = dt.version()
         reports.append(report)
     state = maintenance_state.load(lake)
@@ -81,6 +100,37 @@ def maintain(lake: str, *, tables: list[str] | None = None,
                  vacuum_retention_hours=retention_hours)
     maintenance_state.save(lake, state)
     return reports
+
+
+def log_upkeep(lake: str, *, tables: list[str] | None = None) -> list[LogReport]:
+    """Checkpoint each table (default all) that has commits after its last checkpoint, then
+    remove its log files past the log retention. Writes no commit and rewrites no data file,
+    so it can run while ingestion writes."""
+    reports = []
+    for table in tables or list(ALL_TABLES):
+        uri = table_uri(lake, table)
+        before = log_state(uri)
+        if before.version < 0:
+            continue
+        dt = open_table(lake, table)
+        if dt is None:
+            continue
+        checkpointed = before.commits_after > 0
+        if checkpointed:
+            dt.create_checkpoint()
+        cleanup_log(dt)
+        after = log_state(uri)
+        reports.append(LogReport(table, dt.version(), after.checkpoint, checkpointed,
+                                 after.commits_after, before.log_files, after.log_files))
+    return reports
+
+
+def cleanup_log(dt: Any) -> None:
+    """Remove log files (commits and checkpoints) that are older than the table's
+    ``delta.logRetentionDuration`` (30 days unless set) and precede a checkpoint: versions
+    older than that can no longer be loaded, and vacuum (7 days) has removed their data
+    files long before. The one place both maintenance and the hourly upkeep clean logs."""
+    dt.cleanup_metadata()
 
 
 def _filters(table: str, partitions: list[tuple[str, date]] | None) -> list[Any]:

@@ -75,5 +75,5 @@ def test_sensor_and_schedules_run_by_default():
     sensor = repo.get_sensor_def("landing_sensor")
     assert sensor.default_status is DefaultSensorStatus.RUNNING
     assert 15 <= sensor.minimum_interval_seconds <= 30
-    for name in ("nightly_maintenance", "nightly_catch_up"):
+    for name in ("nightly_maintenance", "nightly_catch_up", "hourly_log_upkeep"):
         assert repo.get_schedule_def(name).default_status is DefaultScheduleStatus.RUNNING
