@@ -327,10 +327,12 @@ def _resolve(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
 def _param(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
     present = schema.fields.param_kinds(name)
     wanted = _kind_of(literal)
-    if wanted is None:  # is null / is not null: any type counts
+    if wanted is None:  # is null / is not null / order by: any type counts
         exprs = [schema.fields.param(name, k) for k in present]
         if not exprs:
             return pl.lit(None, pl.String), "string"
+        if len(exprs) == 1:  # typed, so that --order-by sorts numbers as numbers
+            return exprs[0], present[0]
         return pl.coalesce([e.cast(pl.String) for e in exprs]), "string"
     if wanted not in present:
         if present:

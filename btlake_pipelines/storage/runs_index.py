@@ -187,6 +187,13 @@ class Segment:
         dead = self.height - int(alive.sum())
         return Segment(self.frame, self.params, self.metrics, files, alive, dead)
 
+    def has(self, values: Grouped, name: str) -> bool:
+        """Whether a live row of this segment has ``name`` in ``values``."""
+        span = values.span(name)
+        if span is None:
+            return False
+        return not self.dead or bool(self.alive[values.rows[span[0]:span[1]]].any())
+
     def dead_ranges(self) -> int:
         if not self.dead:
             return 0
@@ -360,13 +367,15 @@ class RunsView:
     # --- the field source of the --where language ---------------------------------------
 
     def param_kinds(self, name: str) -> list[str]:
-        return [k for k in PARAM_KINDS if any(name in s.params[k].index for s in self.segments)]
+        """Kinds of ``name`` among live runs only: a long-lived reader and a fresh one agree
+        on which comparisons are type errors."""
+        return [k for k in PARAM_KINDS if any(s.has(s.params[k], name) for s in self.segments)]
 
     def param(self, name: str, kind: str) -> pl.Expr:
         return pl.col(f"{_VIRTUAL}{kind}:{name}")
 
     def metric(self, name: str) -> pl.Expr | None:
-        if not any(name in s.metrics.index for s in self.segments):
+        if not any(s.has(s.metrics, name) for s in self.segments):
             return None
         return pl.col(f"{_VIRTUAL}metric:{name}")
 

@@ -38,7 +38,7 @@ from btlake_pipelines import Lake
 from btlake_pipelines.errors import BtlakeError, QueryError
 from btlake_pipelines.ingest.batch import ingest
 from btlake_pipelines.landing.local import LocalLandingZone
-from btlake_pipelines.metadata.runs_table import _struct
+from btlake_pipelines.metadata.runs_table import LEGACY_COLUMNS, _struct
 from btlake_pipelines.query.search import _order, run_filters
 from btlake_pipelines.query.where import parse_where
 from btlake_pipelines.storage import delta
@@ -513,6 +513,8 @@ def test_runs_frame_matches_the_real_runs_schema(tmp_path):
     fake = runs_frame([Run("r", "s", BASE, ["XNAS"], {"x": 1.5, "s": "a", "b": True},
                            {"sharpe": 1.0}, {"host": "h"})]).schema
     for name, dtype in fake.items():
+        if name in LEGACY_COLUMNS:  # the struct layout, still read until a lake is migrated;
+            continue  # the catalog holds params and metrics as long tables (test_catalog_scale)
         assert real[name] == dtype, name
 
 
