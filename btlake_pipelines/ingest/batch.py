@@ -37,7 +37,7 @@ from btlake_pipelines.metadata.runs_migration import migrate as migrate_runs
 from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta
 from btlake_pipelines.storage import predicates as P
-from btlake_pipelines.storage.scan import scan
+from btlake_pipelines.storage.scan import scan, scan_table
 
 Progress = Callable[[str, int, int], None]
 
@@ -282,8 +282,9 @@ class Writer:
         self.lake = lake
         self.batch = batch
 
-    def commit(self, table: str, units: list[M.Unit]) -> int | None:
-        """One commit of ``units``: their rows, replacing what their clauses name."""
+    def commit(self, table: str, units: list[M.Unit], *, snapshot=None) -> int | None:
+        """One commit of ``units``: their rows, replacing what their clauses name (as of
+        ``snapshot``, when given: a conflict then raises instead of being retried)."""
         if not units:
             return None
         frames = [f for u in units for f in u.frames if f is not None and f.height]
@@ -304,10 +305,10 @@ class Writer:
             data = None
         runs = sorted({b for u in units for b in u.bundles})
         return self.write(table, data, predicate, runs, removed=sum(u.removed for u in units),
-                          added=sum(u.added for u in units))
+                          added=sum(u.added for u in units), snapshot=snapshot)
 
     def write(self, table: str, data, predicate: str | None, runs: list[str], *,
-              removed: int = 0, added: int | None = None) -> int | None:
+              removed: int = 0, added: int | None = None, snapshot=None) -> int | None:
         if data is None:
             data = _empty_like(self.lake, table)
             if data is None:
@@ -318,7 +319,8 @@ class Writer:
         version = delta.write(self.lake, table, data, predicate=predicate, metadata={
             "btlake.batch": self.batch.batch_id, "btlake.runs": runs[:1000],
             "btlake.run_count": str(len(runs)), "btlake.rows_removed": str(removed),
-            "btlake.rows_added": str(data.num_rows if added is None else added)})
+            "btlake.rows_added": str(data.num_rows if added is None else added)},
+            snapshot=snapshot)
         faults.point(f"after_commit:{table}")
         self.batch.commits.setdefault(table, []).append(version)
         return version
@@ -405,30 +407,90 @@ def _run_writes(bundles: list[LoadedBundle], stored: dict[str, dict]
     return out
 
 
+#: Times a wave of market data is planned again after another writer changed what it read.
+REPLANS = 6
+
+
+class Raced(Exception):
+    """Another writer added rows to a partition this wave appended to, after the wave read it."""
+
+
 def _write_table(writer: Writer, table: str, bundles: list[LoadedBundle],
                  run_parts: list[_Part], results: dict[str, BundleResult]) -> None:
     """All of this batch's rows for ``table``, in as few commits as bounded predicates allow
-    (usually one). Market-data slices that overlap an earlier bundle's slice in the same batch
-    go in a later wave, after the earlier one is stored, so the later bundle's replacement is
-    applied on top of it (:mod:`ingest.market_slices`)."""
+    (usually one for the runs' rows and one for market data). Market-data slices that overlap
+    an earlier bundle's slice in the same batch go in a later wave, after the earlier one is
+    stored, so the later bundle's replacement is applied on top of it
+    (:mod:`ingest.market_slices`)."""
+    for group in M.pack(_run_units(run_parts)):
+        _record(results, table, group, writer.commit(table, group))
     items = [M.BundleRows(b.name, df, M.slice_bounds(table, df)) for b in bundles
              if (df := b.market_tables.get(table)) is not None and df.height]
-    for i, wave in enumerate(M.waves(table, items) or [[]]):
-        units = _run_units(run_parts) if i == 0 else []
-        if wave:
-            bounds = pl.concat([it.bounds for it in wave], how="vertical_relaxed")
-            stored = _stored_rows(writer.lake, table, bounds)
-            classified = M.classify(table, wave, stored)
+    for wave in M.waves(table, items):
+        _write_wave(writer, table, wave, results)
+
+
+def _write_wave(writer: Writer, table: str, wave: list[M.BundleRows],
+                results: dict[str, BundleResult]) -> None:
+    """One wave of market data, safe against concurrent writers (Delta's optimistic
+    concurrency, no lock): what is stored is read at a snapshot; overwrites commit against that
+    snapshot, so deltalake refuses them if anyone changed what they read; appends commit
+    blindly and then check the log for rows another writer added to the same partitions
+    meanwhile. Either way the wave is planned again from the new state, so each slice ends up
+    applied exactly once, as if the writers had taken turns."""
+    from deltalake.exceptions import CommitFailedError
+
+    bounds = pl.concat([it.bounds for it in wave], how="vertical_relaxed")
+    for attempt in range(REPLANS):
+        snapshot = delta.open_table(writer.lake, table)
+        stored = _stored_rows(writer.lake, table, bounds, snapshot)
+        classified = M.classify(table, wave, stored)
+        if attempt == 0:  # what the bundles found; a re-plan only finishes the job
             for it in wave:
                 mine = classified.slices.filter(pl.col("bundle") == it.bundle)
                 results[it.bundle].slices += M.describe(table, mine)
-            units += M.plan_units(table, wave, stored, classified)
-        for group in M.pack(units):
-            version = writer.commit(table, group)
-            if version is None:
-                continue
-            for name in {b for u in group for b in u.bundles}:
-                results[name].tables[table] = version
+        try:
+            for group in M.pack(M.plan_units(table, wave, stored, classified)):
+                blind = all(u.clause is None for u in group)
+                version = writer.commit(table, group, snapshot=None if blind else snapshot)
+                _record(results, table, group, version)
+                if blind and snapshot is not None and version is not None \
+                        and others_appended(writer.lake, table, snapshot.version(), version,
+                                            _partitions(group)):
+                    raise Raced
+            return
+        except (CommitFailedError, Raced):
+            if attempt == REPLANS - 1:
+                raise
+
+
+def _partitions(group: list[M.Unit]) -> set[tuple[str, str]]:
+    return {(str(m), str(d)) for u in group for f in u.frames
+            for m, d in f.select("market", "date").unique().iter_rows()}
+
+
+def others_appended(lake: str, table: str, read_at: int, ours: int,
+                    partitions: set[tuple[str, str]]) -> bool:
+    """Whether commits between our read and our append added files to a partition we appended
+    to (their rows may overlap ours; a re-plan settles it). Unknown counts as yes."""
+    if ours == read_at + 1:
+        return False
+    from btlake_pipelines.storage.delta_log import changes
+
+    found = changes(lake, table, read_at, ours - 1)
+    if found is None:
+        return True
+    return any((f.partition_values.get("market"), f.partition_values.get("date"))
+               in partitions
+               for f in found.added)
+
+
+def _record(results: dict[str, BundleResult], table: str, group: list[M.Unit],
+            version: int | None) -> None:
+    if version is None:
+        return
+    for name in {b for u in group for b in u.bundles}:
+        results[name].tables[table] = version
 
 
 def _settle_market_statuses(bundles: list[LoadedBundle], results: dict[str, BundleResult]
@@ -450,11 +512,12 @@ def settle_market_status(result: BundleResult) -> None:
         result.status = "replaced"
 
 
-def _stored_rows(lake: str, table: str, bounds: pl.DataFrame) -> pl.DataFrame:
-    """The stored rows a wave's slices may touch (see :func:`market_slices.stored_filter`)."""
-    lf = scan(lake, table)
-    if lf is None:
+def _stored_rows(lake: str, table: str, bounds: pl.DataFrame, snapshot) -> pl.DataFrame:
+    """The stored rows a wave's slices may touch (see :func:`market_slices.stored_filter`),
+    as of ``snapshot`` (a ``DeltaTable``; None: the table does not exist yet)."""
+    if snapshot is None:
         return pl.DataFrame()
+    lf = scan_table(snapshot, lake, table)
     return M.restrict(table, lf.filter(M.stored_filter(table, bounds)).collect(), bounds)
 
 

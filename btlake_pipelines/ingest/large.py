@@ -45,17 +45,21 @@ from btlake_pipelines.errors import BundleRefused
 from btlake_pipelines.ingest import destinations, faults
 from btlake_pipelines.ingest import market_slices as M
 from btlake_pipelines.ingest.batch import (
+    REPLANS,
     BatchResult,
+    Raced,
     Writer,
     move_out,
+    others_appended,
     quarantine_claimed,
     settle_market_status,
 )
 from btlake_pipelines.ingest.schema_fit import SchemaMismatch, fit_frame
 from btlake_pipelines.landing.zone import MANIFEST, LandingZone
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
+from btlake_pipelines.storage import delta
 from btlake_pipelines.storage import predicates as P
-from btlake_pipelines.storage.scan import scan
+from btlake_pipelines.storage.scan import scan, scan_table
 
 #: Rows normalized and validated at a time.
 CHUNK_ROWS = 1_000_000
@@ -252,10 +256,10 @@ def _fingerprint(cols: list[str], casts: dict[str, pl.DataType] | None = None) -
 # --- 2. compare ------------------------------------------------------------------------------
 
 
-def _classify(lake: str, t: _Table) -> pl.DataFrame:
-    """``t.slices`` with ``stored`` (rows in range) and ``status``."""
+def _classify(lake: str, t: _Table, snapshot) -> pl.DataFrame:
+    """``t.slices`` with ``stored`` (rows in range) and ``status``, as of ``snapshot``."""
     keys = M.slice_keys(t.name)
-    lf = scan(lake, t.name)
+    lf = None if snapshot is None else scan_table(snapshot, lake, t.name)
     slices = t.slices.with_row_index(M.SLICE)
     if lf is None or slices.is_empty():
         return slices.with_columns(pl.lit(0, pl.UInt64).alias("stored"),
@@ -292,8 +296,26 @@ def _classify(lake: str, t: _Table) -> pl.DataFrame:
 
 def _write_table(lake: str, zone: LandingZone, name: str, manifest: Manifest, t: _Table,
                  writer: Writer, result: BundleResult) -> None:
-    slices = _classify(lake, t).with_columns(pl.lit(name).alias("bundle"))
-    result.slices += M.describe(t.name, slices)
+    """Write one table, planned again if a concurrent writer changed what it read (see
+    ``batch._write_wave``, whose rules this follows)."""
+    from deltalake.exceptions import CommitFailedError
+
+    for attempt in range(REPLANS):
+        snapshot = delta.open_table(lake, t.name)
+        try:
+            _write_once(lake, zone, name, manifest, t, writer, result, snapshot,
+                        describe=attempt == 0)
+            return
+        except (CommitFailedError, Raced):
+            if attempt == REPLANS - 1:
+                raise
+
+
+def _write_once(lake: str, zone: LandingZone, name: str, manifest: Manifest, t: _Table,
+                writer: Writer, result: BundleResult, snapshot, *, describe: bool) -> None:
+    slices = _classify(lake, t, snapshot).with_columns(pl.lit(name).alias("bundle"))
+    if describe:
+        result.slices += M.describe(t.name, slices)
     written = slices.filter(pl.col("status") != "unchanged")
     if written.is_empty():
         return
@@ -316,25 +338,31 @@ def _write_table(lake: str, zone: LandingZone, name: str, manifest: Manifest, t:
                     yield from df.sort(order).to_arrow().to_batches()
         return batches
 
-    version = None
-    if not quiet.is_empty():
-        version = writer.write(t.name, _stream(t.schema, [bundle_rows(quiet)]), None, [name],
-                               added=int(quiet.get_column("rows").sum()))
     if not touched.is_empty():
         for group in _overwrite_groups(t.name, written.join(touched, on=M.partition_keys(),
                                                              how="semi", nulls_equal=True)):
             clauses = [c for c, _ in group]
             parts = pl.concat([p for _, p in group])
-            kept = _kept_rows(lake, t.name, parts, clauses)
+            kept = _kept_rows(lake, t.name, parts, snapshot)
             schema = _union(t.schema, kept[0]) if kept[0] is not None else t.schema
             version = writer.write(
                 t.name, _stream(schema, [bundle_rows(parts), kept[1]]),
                 P.balanced_or(clauses), [name],
                 removed=int(parts.filter(pl.col("status") == "replaced")
                             .get_column("stored").sum()),
-                added=int(parts.get_column("rows").sum()))
-    if version is not None:
-        result.tables[t.name] = version
+                added=int(parts.get_column("rows").sum()), snapshot=snapshot)
+            if version is not None:
+                result.tables[t.name] = version
+    if not quiet.is_empty():
+        version = writer.write(t.name, _stream(t.schema, [bundle_rows(quiet)]), None, [name],
+                               added=int(quiet.get_column("rows").sum()))
+        if version is not None:
+            result.tables[t.name] = version
+            parts = {(str(m), str(d)) for m, d in quiet.select("market", "date").unique()
+                     .iter_rows()}
+            if snapshot is not None and others_appended(lake, t.name, snapshot.version(),
+                                                        version, parts):
+                raise Raced
 
 
 def _overwrite_groups(table: str, parts: pl.DataFrame) -> list[list[tuple[str, pl.DataFrame]]]:
@@ -354,12 +382,12 @@ def _overwrite_groups(table: str, parts: pl.DataFrame) -> list[list[tuple[str, p
     return [[(u.clause, u.frames[0]) for u in group] for group in M.pack(units)]
 
 
-def _kept_rows(lake: str, table: str, parts: pl.DataFrame, clauses: list[str]
+def _kept_rows(lake: str, table: str, parts: pl.DataFrame, snapshot
                ) -> tuple[pa.Schema | None, Callable[[], Iterator[pa.RecordBatch]]]:
     """The stored rows the clauses cover that no written slice replaces, streamed from the
-    table: written back unchanged in the same commit."""
+    table at ``snapshot``: written back unchanged in the same commit."""
     keys = M.slice_keys(table)
-    lf = scan(lake, table)
+    lf = None if snapshot is None else scan_table(snapshot, lake, table)
     if lf is None:
         return None, lambda: iter(())
     per_part = []

@@ -73,13 +73,17 @@ def writer_properties(table: str, schema: pa.Schema | None = None):
 
 
 def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchReader], *,
-          predicate: str | None, metadata: dict[str, Any]) -> int:
+          predicate: str | None, metadata: dict[str, Any], snapshot=None) -> int:
     """Append ``data`` (predicate None) or replace exactly the rows matching ``predicate`` with
     it, in one commit; returns the new version. Conflicting commits are retried.
 
     ``data`` may be a function returning a fresh ``RecordBatchReader`` per attempt: the rows
     then stream through the writer (a bundle larger than memory), and a retry reads them
-    again."""
+    again.
+
+    ``snapshot`` (a ``DeltaTable`` at the version the caller read): the overwrite commits
+    against that version, so deltalake refuses it (``CommitFailedError``, raised, not retried)
+    when another writer changed what the predicate covers since; the caller plans again."""
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
@@ -91,7 +95,7 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
         try:
             rows = data() if callable(data) else data
             write_deltalake(
-                uri,
+                uri if snapshot is None else snapshot,
                 rows,
                 mode="append" if predicate is None else "overwrite",
                 predicate=predicate,
@@ -99,11 +103,11 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
                 schema_mode="merge",
                 writer_properties=writer_properties(table, rows.schema),
                 commit_properties=props,
-                storage_options=storage_options(uri),
+                storage_options=None if snapshot is not None else storage_options(uri),
             )
             break
         except CommitFailedError:
-            if attempt == COMMIT_RETRIES - 1:
+            if snapshot is not None or attempt == COMMIT_RETRIES - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
     version = _version_of(lake, table, commit_id)
