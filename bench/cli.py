@@ -1,4 +1,5 @@
-"""``python -m bench run [--quick] [--cases a,b] [--no-peers]``."""
+"""``python -m bench run [--quick] [--cases a,b] [--no-peers]`` and
+``python -m bench scale [--quick] [--sections a,b]``."""
 
 from __future__ import annotations
 
@@ -21,9 +22,26 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--no-peers", action="store_true", help="skip ArcticDB and MLflow")
     run.add_argument("--out", default=str(RESULTS), help="results folder")
     run.add_argument("--work", help="data folder (default bench/work/full or bench/work/quick)")
+    scale = sub.add_parser("scale", help="measure the slopes of the scale model, write "
+                                         "bench/results/scale.md (see docs/SCALE.md)")
+    scale.add_argument("--quick", action="store_true", help="tiny sizes: checks the code paths")
+    scale.add_argument("--sections", help="comma-separated subset of: " + ", ".join(_sections()))
+    scale.add_argument("--out", default=str(RESULTS), help="results folder")
+    scale.add_argument("--work", help="data folder (default bench/work/full or bench/work/quick)")
     args = parser.parse_args(argv)
+    if args.command == "scale":
+        from bench.scale import run_scale
+
+        sys.exit(run_scale(quick=args.quick, out=args.out, work=args.work, only=args.sections,
+                           log=log))
     sys.exit(run_bench(quick=args.quick, only=args.cases, no_peers=args.no_peers,
                        out=args.out, work=args.work))
+
+
+def _sections() -> list[str]:
+    from bench.scale import SECTIONS
+
+    return list(SECTIONS)
 
 
 def _cases() -> list[str]:
