@@ -45,9 +45,10 @@ class IngestConfig(Config):
     bundles: list[str] = Field(description="bundle names in landing (the sensor fills this)")
 
 
-@op(pool=LAKE_WRITER_POOL,
-    description="Ingest one batch of bundles from landing; record the partitions it touched "
-                "and the validation results.")
+@op(description="Ingest one batch of bundles from landing; record the partitions it touched "
+                "and the validation results. Outside the lake-writer pool: ingestion runs "
+                "commit concurrently (Delta optimistic concurrency, conflicting waves planned "
+                "again), and re-derivations wait for their batches to be logged.")
 def ingest_bundles(context: OpExecutionContext, config: IngestConfig, lake: LakeResource,
                    landing: LandingZoneResource) -> None:
     # in a child process: a bundle that crashes it is retried once, then quarantined as

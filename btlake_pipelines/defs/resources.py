@@ -12,7 +12,7 @@ import os
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from btlake_pipelines.ingest.watch import DEFAULT_BATCH_SIZE
+from btlake_pipelines.ingest.watch import DEFAULT_BATCH_SIZE, DEFAULT_INGEST_RUNS
 from btlake_pipelines.landing.zone import LandingZone, open_landing
 from btlake_pipelines.settings import lake_uri
 
@@ -38,6 +38,15 @@ class LandingZoneResource(ConfigurableResource):
 
     def zone(self) -> LandingZone:
         return open_landing(self.uri)
+
+    max_runs_in_flight: int | None = Field(
+        default=None, description="ingestion runs in flight at once; default "
+        f"BTLAKE_INGEST_RUNS, then {DEFAULT_INGEST_RUNS}")
+
+    @property
+    def max_runs(self) -> int:
+        return max(1, int(self.max_runs_in_flight or os.environ.get("BTLAKE_INGEST_RUNS")
+                          or DEFAULT_INGEST_RUNS))
 
     @property
     def max_batch(self) -> int:

@@ -44,15 +44,17 @@ _IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
 
 @sensor(job=ingest_job, minimum_interval_seconds=INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Starts an ingestion run for complete bundles in landing, one batch at a "
-                    "time; the cursor keeps a tick's work proportional to what is pending.")
+        description="Starts ingestion runs for complete bundles in landing, a batch per run and "
+                    "at most BTLAKE_INGEST_RUNS (default 2) in flight; the cursor keeps a "
+                    "tick's work proportional to what is pending.")
 def landing_sensor(context: SensorEvaluationContext, landing: LandingZoneResource):
     zone = landing.zone()
     state = WatchState.from_cursor(context.cursor)
     offered = zone.list_new(state.zone_cursor)
-    busy = _ingest_in_flight(context)
+    in_flight = _ingest_in_flight(context)
+    busy = in_flight >= landing.max_runs
     plan = plan_tick(state, offered.names, offered.cursor, zone.has_manifest, now=time.time(),
-                     busy=busy, batch_size=landing.max_batch)
+                     busy=busy, running=in_flight > 0, batch_size=landing.max_batch)
     cursor = plan.state.to_cursor()
     if not plan.batch:
         return SensorResult(skip_reason=plan.reason(busy), cursor=cursor)
@@ -73,11 +75,12 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingZoneResourc
     )
 
 
-def _ingest_in_flight(context: SensorEvaluationContext) -> bool:
+def _ingest_in_flight(context: SensorEvaluationContext) -> int:
+    """Ingestion runs in flight (runs older than :data:`STALE_RUN` do not count)."""
     records = context.instance.get_run_records(
-        RunsFilter(job_name=INGEST_JOB, statuses=_IN_FLIGHT), limit=5)
+        RunsFilter(job_name=INGEST_JOB, statuses=_IN_FLIGHT), limit=50)
     cutoff = datetime.now(UTC) - STALE_RUN
-    return any(r.create_timestamp >= cutoff for r in records)
+    return sum(r.create_timestamp >= cutoff for r in records)
 
 
 def _declared_markets(zone: LandingZone, name: str) -> list[str]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -381,37 +381,3 @@ def iso_ns(ns: int) -> str:
     us, rem = divmod(ns, 1000)
     text = _us_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%f")
     return f"{text}{rem:03d}Z"
-
-
-@dataclass
-class Slice:
-    """One slice with its rows, for code that replays bundles one slice at a time."""
-
-    bundle: str
-    table: str
-    market: str
-    symbol: str | None
-    day: date
-    first_ns: int
-    last_ns: int
-    rows: pl.DataFrame
-
-    def filter_expr(self) -> pl.Expr:
-        """The stored rows of this slice's range, as a polars expression."""
-        expr = (pl.col("market") == self.market) & (pl.col("date") == self.day)
-        if self.symbol is not None:
-            expr &= pl.col("symbol") == self.symbol
-        if self.table == "events":
-            expr &= pl.col("run_id").is_null()
-        return expr & exact_ns().is_between(self.first_ns, self.last_ns)
-
-
-def slices_of(bundle: str, table: str, df: pl.DataFrame) -> list[Slice]:
-    """``df``'s slices one by one (prefer :func:`overlay` for many slices)."""
-    keys = slice_keys(table)
-    out: list[Slice] = []
-    for key, part in df.partition_by(keys, maintain_order=True, as_dict=True).items():
-        first_ns, last_ns = part.select(exact_ns().min(), exact_ns().max().alias("hi")).row(0)
-        out.append(Slice(bundle, table, key[0], key[2] if len(key) > 2 else None, key[1],
-                         int(first_ns), int(last_ns), part))
-    return out

@@ -35,8 +35,8 @@ import polars as pl
 import pyarrow as pa
 
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scope
+from btlake_pipelines.ingest import market_slices as M
 from btlake_pipelines.ingest.archive import load_archived
-from btlake_pipelines.ingest.market_slices import slices_of
 from btlake_pipelines.ingest.report import month_start, rows_per_partition
 from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta
@@ -147,8 +147,77 @@ def _check_fact(table: str) -> None:
         raise KeyError(f"not a fact table: {table}")
 
 
+#: Attempts of a re-derivation that a concurrent ingestion keeps overtaking.
+ATTEMPTS = 5
+#: How long a re-derivation waits for an ingestion batch that has committed rows but not yet
+#: logged them (after that the batch is taken as crashed: its bundles are still in landing and
+#: their next ingestion writes their rows again).
+IN_FLIGHT_WAIT_SECONDS = 120.0
+
+
 def _rederive(lake: str, table: str, wanted: list[Part], sources: dict[Part, list[Source]],
               stored: dict[tuple, int]) -> list[Rederived]:
+    """Re-derive, safe against ingestion running at the same time: the table is read at a
+    snapshot after every batch that committed to it has logged its bundles (so the archive
+    holds what the partitions hold), and each commit is made against that snapshot, so
+    deltalake refuses it if an ingestion changed those partitions since; then it starts
+    over."""
+    from deltalake.exceptions import CommitFailedError
+
+    for attempt in range(ATTEMPTS):
+        snapshot = wait_for_logged_batches(lake, table)
+        if attempt:  # an ingestion got in between: look for its handlings too
+            sources = sources_for(lake, table, wanted)
+            stored = delta_partition_rows(lake, table)
+        try:
+            return _rederive_at(lake, table, wanted, sources, stored, snapshot)
+        except CommitFailedError:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def wait_for_logged_batches(lake: str, table: str, *, timeout: float = IN_FLIGHT_WAIT_SECONDS):
+    """The table (a ``DeltaTable``) once no ingestion batch that committed to it recently is
+    missing from ``ingest_log``, or when ``timeout`` has passed (None: no table)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = delta.open_table(lake, table)
+        if snapshot is None or not _unlogged_batches(lake, snapshot) \
+                or time.monotonic() >= deadline:
+            return snapshot
+        time.sleep(0.5)
+
+
+def _unlogged_batches(lake: str, dt, recent: int = 64) -> set[str]:
+    """Batches among the table's recent commits whose bundles have no ``ingest_log`` row from
+    that batch or a later handling (a batch still running; or crashed, until its bundles are
+    handled again)."""
+    from datetime import UTC, datetime
+
+    commits = [(str(e["btlake.batch"]), delta.commit_runs(e),
+                datetime.fromtimestamp(e["timestamp"] / 1000, UTC))
+               for e in dt.history(recent)
+               if e.get("btlake.batch") and e.get("btlake.operation") != "rederive"]
+    if not commits:
+        return set()
+    lf = scan(lake, INGEST_LOG)
+    if lf is None:
+        return {batch for batch, _, _ in commits}
+    batches = [b for b, _, _ in commits]
+    names = sorted({n for _, runs, _ in commits for n in runs})
+    log = lf.filter(pl.col("batch_id").is_in(batches) | pl.col("bundle").is_in(names)).select(
+        "batch_id", "bundle", "handled_at").collect()
+    logged = set(log.get_column("batch_id").to_list())
+    last = dict(log.group_by("bundle").agg(pl.col("handled_at").max()).iter_rows())
+    return {batch for batch, runs, at in commits if batch not in logged and not (
+        runs and all(last.get(n) is not None and last[n] >= at for n in runs))}
+
+
+def _rederive_at(lake: str, table: str, wanted: list[Part], sources: dict[Part, list[Source]],
+                 stored: dict[tuple, int], snapshot) -> list[Rederived]:
     results = {p: Rederived(table, p[0], p[1], sources=sorted({s.bundle for s in sources[p]}))
                for p in wanted}
     for chunk in _commit_chunks(wanted):
@@ -170,7 +239,9 @@ def _rederive(lake: str, table: str, wanted: list[Part], sources: dict[Part, lis
                 data.append(rows)
         if writes:
             version = _write(lake, table, writes, data, sorted({b for p in writes
-                                                                for b in results[p].sources}))
+                                                                for b in results[p].sources}),
+                             snapshot)
+            snapshot = delta.open_table(lake, table)  # the next chunk builds on this commit
             for p in writes:
                 results[p].version = version
     return [results[p] for p in wanted]
@@ -338,11 +409,7 @@ def _replay(table: str, sources: list[Source], frames: dict[Source, pl.DataFrame
         if source.kind == "run":
             runs.append(df)
             continue
-        for s in slices_of(source.bundle, table, df):
-            if market is not None and market.height:
-                market = market.filter(~s.filter_expr())
-            market = s.rows if market is None else pl.concat([market, s.rows],
-                                                             how="diagonal_relaxed")
+        market = M.overlay(table, market, df)  # later handlings replace their slices
     parts = ([market] if market is not None else []) + runs
     if not parts:
         return pl.DataFrame()
@@ -350,7 +417,7 @@ def _replay(table: str, sources: list[Source], frames: dict[Source, pl.DataFrame
 
 
 def _write(lake: str, table: str, parts: list[Part], data: list[pl.DataFrame],
-           bundles: list[str]) -> int:
+           bundles: list[str], snapshot=None) -> int:
     spec = FACT_TABLES[table]
     if data:
         df = pl.concat(data, how="diagonal_relaxed")
@@ -361,7 +428,8 @@ def _write(lake: str, table: str, parts: list[Part], data: list[pl.DataFrame],
         assert dt is not None  # a partition to empty means the table exists
         arrow = pa.schema(dt.schema().to_arrow()).empty_table()
     return delta.write(lake, table, arrow, predicate=partition_predicate(parts),
-                       metadata=_commit_metadata([f"{m}|{d}" for m, d in parts], bundles))
+                       metadata=_commit_metadata([f"{m}|{d}" for m, d in parts], bundles),
+                       snapshot=snapshot)
 
 
 def _commit_metadata(parts: list[str], runs: list[str]) -> dict:

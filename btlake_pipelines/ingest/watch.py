@@ -7,14 +7,18 @@ A tick's work follows what is new, not what was ever landed:
   offers what it holds (handled bundles leave landing, so that is what is pending); S3 reads an
   arrival index from its cursor on, so a tick lists only recent arrivals;
 - offered bundles wait in ``pending`` until a batch takes them (at most ``batch_size`` per run);
-- nothing starts while an ingestion run is in flight: batches run one after the other, Delta
-  writers never race, and whatever landed meanwhile goes into the next batch;
+- a new batch starts while fewer than ``max_runs`` ingestion runs are in flight (default 2,
+  ``BTLAKE_INGEST_RUNS``): writers commit concurrently under Delta's optimistic concurrency
+  (``ingest/batch.py`` re-plans a wave another writer overtook), and whatever landed
+  meanwhile goes into the next batch;
 - ``requested`` remembers the bundles of earlier batches until they leave landing. Once no
-  run is in flight, each is checked once (one manifest look-up): gone means handled and it is
-  forgotten; still there means its run failed or never started, and it is retried after a
-  back-off that doubles per attempt (1 min, 2 min, ... at most 1 h). A requested bundle is
+  run is in flight at all, each is checked once (one manifest look-up): gone means handled and
+  it is forgotten; still there means its run failed or never started, and it is retried after
+  a back-off that doubles per attempt (1 min, 2 min, ... at most 1 h). A requested bundle is
   never put in a second batch while its first may still handle it, and each attempt has its
-  own run key, so Dagster never starts two runs for one request.
+  own run key, so Dagster never starts two runs for one request. (A bundle that crashes its
+  ingesting process does not come back here: the run quarantines it as ``ingest_crashed``
+  after one retry, see ``ingest/isolated.py``.)
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 DEFAULT_BATCH_SIZE = 500
+#: Ingestion runs in flight at once (``BTLAKE_INGEST_RUNS``).
+DEFAULT_INGEST_RUNS = 2
 RETRY_AFTER_SECONDS = 60.0
 MAX_RETRY_SECONDS = 3600.0
 #: Offered bundles kept in the cursor beyond this are dropped; the zone offers them again
@@ -91,13 +97,15 @@ def backoff(attempt: int, retry_after: float = RETRY_AFTER_SECONDS) -> float:
 
 def plan_tick(state: WatchState, offered: Iterable[str], zone_cursor: str | None,
               still_landed: Callable[[str], bool], *, now: float, busy: bool = False,
-              batch_size: int = DEFAULT_BATCH_SIZE,
+              running: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
               retry_after: float = RETRY_AFTER_SECONDS) -> TickPlan:
     """The next batch and the new state. ``offered``/``zone_cursor``: this tick's
     ``list_new`` answer; ``still_landed(name)``: whether a complete bundle of that name is in
-    landing; ``busy``: an ingestion run is in flight."""
+    landing; ``busy``: as many ingestion runs are in flight as may be (no new batch);
+    ``running``: at least one is (earlier requests are not judged yet; default: ``busy``)."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    running = busy if running is None else running or busy
     requested = dict(state.requested)
     pending = [n for n in dict.fromkeys([*state.pending, *offered]) if n not in requested]
     plan = TickPlan([], None, WatchState(zone_cursor, pending[:MAX_PENDING], requested))
@@ -107,6 +115,9 @@ def plan_tick(state: WatchState, offered: Iterable[str], zone_cursor: str | None
 
     retry: list[str] = []
     for name, request in sorted(requested.items()):
+        if running:  # its run may still be handling it
+            plan.waiting += 1
+            continue
         if not still_landed(name):
             del requested[name]
             plan.forgotten.append(name)

@@ -102,15 +102,25 @@ def test_no_second_run_for_a_bundle_and_handled_bundles_are_forgotten(instance, 
     assert not later.run_requests and json.loads(later.cursor)["requested"] == {}
 
 
-def test_nothing_starts_while_an_ingestion_run_is_in_flight(instance, tmp_path):
+def test_no_batch_starts_while_the_most_ingestion_runs_are_in_flight(instance, tmp_path,
+                                                                     monkeypatch):
+    """Up to BTLAKE_INGEST_RUNS ingestion runs run at once (they commit concurrently); past
+    that, what lands waits for the next free slot."""
+    monkeypatch.setenv("BTLAKE_INGEST_RUNS", "2")
     landing = tmp_path / "landing"
     first = evaluate(instance, landing)
     instance.add_run(DagsterRun(job_name=INGEST_JOB, run_id="started-run",
                                 status=DagsterRunStatus.STARTED))
     names = kit.write_runs(landing, 2)
-    busy = evaluate(instance, landing, first.cursor)
+    one = evaluate(instance, landing, first.cursor)
+    assert batch_of(one) == sorted(names)  # one run in flight: a second may start
+    instance.add_run(DagsterRun(job_name=INGEST_JOB, run_id="second-run",
+                                status=DagsterRunStatus.STARTED))
+    more = kit.write_runs(landing, 2, first=10)
+    busy = evaluate(instance, landing, one.cursor)
     assert not busy.run_requests and "in flight" in busy.skip_reason.skip_message
-    assert sorted(json.loads(busy.cursor)["pending"]) == sorted(names)
+    assert sorted(json.loads(busy.cursor)["pending"]) == sorted(more)
+    assert set(json.loads(busy.cursor)["requested"]) == set(names)  # not judged while running
     instance.report_run_failed(instance.get_run_by_id("started-run"))
     free = evaluate(instance, landing, busy.cursor)
-    assert batch_of(free) == sorted(names)
+    assert batch_of(free) == sorted(more)

@@ -91,3 +91,26 @@ def test_two_dagster_runs_and_a_cli_ingest_race(tmp_path, overlap):
                  "cli": (["XLON"], ["C1", "C2", "C3"])}
     lake, names = _race(tmp_path, plans)
     _assert_exactly_once(lake, names, plans)
+
+
+def test_a_rederivation_waits_for_a_batch_that_committed_but_has_not_logged(tmp_path):
+    """Rows committed by a batch not yet in ``ingest_log`` (still running, or crashed) are not
+    in the archive yet: a re-derivation waits for that batch before it reads its snapshot."""
+    from btlake_pipelines.ingest.rederive import _unlogged_batches, wait_for_logged_batches
+    from btlake_pipelines.storage import delta
+
+    lake, landing = tmp_path / "lake", tmp_path / "landing"
+    _drops(landing, "held", ["XNAS"], ["A1"])
+    proc = K.run_cli("--lake", str(lake), "--landing", str(landing), "ingest",
+                     env={"BTLAKE_FAULT_POINT": "after_commit:ticks"})
+    assert proc.returncode == -9
+    dt = delta.open_table(str(lake), "ticks")
+    assert len(_unlogged_batches(str(lake), dt)) == 1
+    import time
+
+    started = time.monotonic()
+    assert wait_for_logged_batches(str(lake), "ticks", timeout=1.5) is not None
+    assert time.monotonic() - started >= 1.5  # it waited for the batch, then gave up on it
+    assert K.run_cli("--lake", str(lake), "--landing", str(landing), "ingest").returncode == 0
+    dt = delta.open_table(str(lake), "ticks")
+    assert not _unlogged_batches(str(lake), dt)  # the re-run logged its batch
