@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["Lake", "publish"]
 
 if TYPE_CHECKING:
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
     from btlake_pipelines.interfaces.publish import publish
 
 
 def __getattr__(name: str) -> Any:
     if name == "Lake":
-        from btlake_pipelines.interfaces.lake import Lake
+        from btlake_pipelines.app.lake import Lake
 
         return Lake
     if name == "publish":

@@ -196,7 +196,7 @@ def _sensor_tick():
 
 
 def compaction(ctx: Context) -> CaseResult:
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
     from btlake_pipelines.storage import delta
     from btlake_pipelines.storage.maintenance import maintain
 

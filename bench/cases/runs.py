@@ -137,7 +137,7 @@ def mlflow_db(ctx: Context, info: dict, n: int | None = None) -> dict | None:
 
 
 def run_search(ctx: Context) -> CaseResult:
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
 
     s = ctx.sizes
     n = s.search_runs
@@ -217,7 +217,7 @@ def _search_after_ingest(ctx: Context, res: CaseResult, info: dict) -> None:
     search: what a search costs right after new runs land."""
     from btlake_pipelines.demo import synthetic_backtest, write_bundle
     from btlake_pipelines.ingest.batch import ingest
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
     from btlake_pipelines.landing.local import LocalLandingZone
 
     copy = info["root"] / "lake-after-ingest"
@@ -247,7 +247,7 @@ def _search_after_ingest(ctx: Context, res: CaseResult, info: dict) -> None:
 
 
 def top_runs(ctx: Context) -> CaseResult:
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
 
     s = ctx.sizes
     n = s.search_runs
@@ -323,7 +323,7 @@ def top_runs(ctx: Context) -> CaseResult:
 
 def data_small_lake(ctx: Context, info: dict, n: int):
     """A lake holding the first ``n`` runs of the big one, for the MLflow top-100 comparison."""
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
 
     root = info["root"] / f"lake-{n}"
     if not (root / "runs").exists():
@@ -382,7 +382,7 @@ def cli_wall(ctx: Context) -> CaseResult:
 
 
 def read_run(ctx: Context) -> CaseResult:
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
 
     s = ctx.sizes
     n = s.read_runs

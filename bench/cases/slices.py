@@ -75,7 +75,7 @@ def _queries(ctx: Context, count: int) -> list[tuple[str, str, datetime]]:
 
 
 def time_slice(ctx: Context) -> CaseResult:
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
 
     s = ctx.sizes
     res = CaseResult("time_slice", f"Time slice: one symbol, one hour, 3 columns, from "
@@ -158,7 +158,7 @@ def time_slice(ctx: Context) -> CaseResult:
 
 
 def day_slice(ctx: Context) -> CaseResult:
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
 
     s = ctx.sizes
     res = CaseResult("day_slice", "Day slice: one market, one day, every column")

@@ -19,7 +19,7 @@ from btlake_pipelines.interfaces.formatting import (
 
 
 def _lake():
-    from btlake_pipelines.interfaces.lake import Lake
+    from btlake_pipelines.app.lake import Lake
 
     return Lake()
 

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from btlake_pipelines.interfaces.http.insights import downsample
-from btlake_pipelines.interfaces.lake import Lake
+from btlake_pipelines.app.lake import Lake
 
 try:
     from .http_helpers import DEMO_RUNS

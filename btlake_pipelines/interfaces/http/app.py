@@ -20,7 +20,7 @@ from btlake_pipelines.interfaces.http.routers import (
     runs,
     tables,
 )
-from btlake_pipelines.interfaces.lake import Lake
+from btlake_pipelines.app.lake import Lake
 
 API_PREFIX = "/api/v1"
 

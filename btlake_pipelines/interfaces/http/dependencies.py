@@ -29,7 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from btlake_pipelines.errors import BtlakeError
 from btlake_pipelines.interfaces.http.errors import ApiError, Scrubber
-from btlake_pipelines.interfaces.lake import Lake
+from btlake_pipelines.app.lake import Lake
 from btlake_pipelines.settings import landing_uri
 
 DEFAULT_MAX_UPLOAD_MB = 1024

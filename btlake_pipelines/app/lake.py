@@ -1,4 +1,5 @@
-"""``Lake``: the Python API over one lake root. The CLI and the HTTP API call these methods.
+"""``Lake``: the Python API over one lake root, and the application layer every front end
+calls (the CLI, the HTTP API and browser, Dagster).
 
 A ``Lake`` is cheap to create and worth keeping: it caches open tables and the runs table and
 refreshes them only when a new commit exists, so repeated searches cost a filter.
