@@ -1,4 +1,12 @@
-"""Where the lake and the landing zone are, from options, the environment or defaults.
+"""btlake's settings: the one module that reads the environment.
+
+Every knob (where the lake and landing are, object-store credentials and endpoint, API tokens
+and limits, ingestion and sensor tuning) is a field of :class:`Settings`, built from the
+environment and explicit overrides. A front end builds one (``Settings.from_env(lake=...)``
+for ``--lake``) and hands it to :class:`~btlake_pipelines.app.lake.Lake`; code below that asks
+:func:`current`, which returns the settings installed with :func:`use` or else those of the
+environment as it is now (re-read only when a variable btlake knows has changed, so a test's
+``monkeypatch.setenv`` is seen and a long-lived process pays one dictionary comparison).
 
 The defaults are local folders under ``./btlake-data`` so that a fresh clone works with no
 configuration; ``BTLAKE_LAKE`` and ``BTLAKE_LANDING`` (or ``--lake`` / ``--landing``) point
@@ -8,6 +16,10 @@ elsewhere, including ``s3://bucket/prefix``.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 DEFAULT_LAKE = "btlake-data/lake"
 DEFAULT_LANDING = "btlake-data/landing"
@@ -17,14 +29,176 @@ ARCHIVE_DIR = "_archive"
 QUARANTINE_DIR = "_quarantine"
 
 
+@dataclass(frozen=True)
+class ObjectStore:
+    """Credentials, region and endpoint of an S3-compatible store, resolved once from the
+    standard variables, and given to each client (deltalake, pyarrow, boto3) in its own words.
+    ``AWS_ENDPOINT_URL_S3`` wins over ``AWS_ENDPOINT_URL``, as in the AWS SDKs."""
+
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    region: str | None = None
+    endpoint_url: str | None = None
+    allow_http: bool = False
+    profile: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ObjectStore:
+        return cls(
+            access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            session_token=env.get("AWS_SESSION_TOKEN") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+            allow_http=(env.get("AWS_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
+            profile=env.get("AWS_PROFILE") or None,
+        )
+
+    def deltalake_options(self) -> dict[str, str]:
+        """``storage_options`` for deltalake (object_store's keys)."""
+        opts = {"AWS_ACCESS_KEY_ID": self.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+                "AWS_SESSION_TOKEN": self.session_token, "AWS_REGION": self.region,
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ALLOW_HTTP": "true" if self.allow_http else None}
+        return {k: v for k, v in opts.items() if v}
+
+    def pyarrow_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``pyarrow.fs.S3FileSystem``."""
+        kwargs: dict[str, Any] = {"region": self.region or "us-east-1"}
+        if self.endpoint_url:
+            scheme, _, rest = self.endpoint_url.partition("://")
+            kwargs.update(endpoint_override=rest or scheme, scheme=scheme if rest else "https")
+        if self.access_key_id:
+            kwargs.update(access_key=self.access_key_id, secret_key=self.secret_access_key,
+                          session_token=self.session_token)
+        return kwargs
+
+    def boto3_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``boto3.client("s3", ...)``."""
+        kwargs: dict[str, Any] = {"region_name": self.region or "us-east-1"}
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+        if self.access_key_id:
+            kwargs.update(aws_access_key_id=self.access_key_id,
+                          aws_secret_access_key=self.secret_access_key,
+                          aws_session_token=self.session_token)
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything btlake reads from its environment, read once."""
+
+    lake: str = DEFAULT_LAKE
+    landing: str = DEFAULT_LANDING
+    store: ObjectStore = field(default_factory=ObjectStore)
+    #: HTTP API (``btlake serve``)
+    api_token: str | None = field(default=None, repr=False)
+    api_read_token: str | None = field(default=None, repr=False)
+    max_upload_mb: str | None = None  # checked by the HTTP layer, which reports a bad value
+    upload_dir: str | None = None
+    json_rows: str | None = None
+    root_path: str = ""
+    log_level: str = "info"
+    forwarded_allow_ips: str | None = None
+    #: ingestion and orchestration
+    batch_size: int | None = None
+    ingest_runs: int | None = None
+    sensor_interval: int = 15
+    partition_start: str | None = None
+    stream_mb: float | None = None
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``environ`` (default: the process environment); ``overrides`` whose
+        value is not None win (``lake=`` and ``landing=`` are what ``--lake`` and
+        ``--landing`` give)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            "lake": env.get("BTLAKE_LAKE") or DEFAULT_LAKE,
+            "landing": env.get("BTLAKE_LANDING") or DEFAULT_LANDING,
+            "store": ObjectStore.from_env(env),
+            "api_token": env.get("BTLAKE_API_TOKEN") or None,
+            "api_read_token": env.get("BTLAKE_API_READ_TOKEN") or None,
+            "max_upload_mb": env.get("BTLAKE_MAX_UPLOAD_MB") or None,
+            "upload_dir": env.get("BTLAKE_UPLOAD_DIR") or None,
+            "json_rows": env.get("BTLAKE_API_JSON_ROWS") or None,
+            "root_path": env.get("BTLAKE_ROOT_PATH") or "",
+            "log_level": (env.get("BTLAKE_LOG_LEVEL") or "info").lower(),
+            "forwarded_allow_ips": env.get("FORWARDED_ALLOW_IPS") or None,
+            "batch_size": _int(env.get("BTLAKE_BATCH_SIZE")),
+            "ingest_runs": _int(env.get("BTLAKE_INGEST_RUNS")),
+            "sensor_interval": _int(env.get("BTLAKE_SENSOR_INTERVAL")) or 15,
+            "partition_start": env.get("BTLAKE_PARTITION_START") or None,
+            "stream_mb": _float(env.get("BTLAKE_STREAM_MB")),
+            "debug": bool(env.get("BTLAKE_DEBUG")),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values["lake"] = _normalize(values["lake"])
+        values["landing"] = _normalize(values["landing"])
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (locations normalized)."""
+        out = replace(self, **{k: v for k, v in changes.items() if v is not None})
+        return replace(out, lake=_normalize(out.lake), landing=_normalize(out.landing))
+
+
+#: Every variable :meth:`Settings.from_env` reads: a change to any of them is seen.
+WATCHED = ("BTLAKE_LAKE", "BTLAKE_LANDING", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+           "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
+           "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP", "AWS_PROFILE", "BTLAKE_API_TOKEN",
+           "BTLAKE_API_READ_TOKEN", "BTLAKE_MAX_UPLOAD_MB", "BTLAKE_UPLOAD_DIR",
+           "BTLAKE_API_JSON_ROWS", "BTLAKE_ROOT_PATH", "BTLAKE_LOG_LEVEL", "FORWARDED_ALLOW_IPS",
+           "BTLAKE_BATCH_SIZE", "BTLAKE_INGEST_RUNS", "BTLAKE_SENSOR_INTERVAL",
+           "BTLAKE_PARTITION_START", "BTLAKE_STREAM_MB", "BTLAKE_DEBUG")
+_lock = threading.Lock()
+_installed: Settings | None = None
+_cached: tuple[tuple, Settings] | None = None
+
+
+def current() -> Settings:
+    """The settings in force: those installed with :func:`use`, else the environment's."""
+    global _cached
+    if _installed is not None:
+        return _installed
+    key = tuple(os.environ.get(v) for v in WATCHED)
+    with _lock:
+        if _cached is None or _cached[0] != key:
+            _cached = (key, Settings.from_env())
+        return _cached[1]
+
+
+def use(settings: Settings | None) -> None:
+    """Install ``settings`` for this process (None: back to the environment's). A front end
+    that was given ``--lake`` installs its settings once, instead of writing the environment."""
+    global _installed
+    _installed = settings
+
+
+def environment_for_child(settings: Settings) -> dict[str, str]:
+    """The environment a child process of btlake needs to build the same settings."""
+    env = dict(os.environ)
+    env["BTLAKE_LAKE"], env["BTLAKE_LANDING"] = settings.lake, settings.landing
+    return env
+
+
+def names() -> list[str]:
+    return [f.name for f in fields(Settings)]
+
+
 def lake_uri(value: str | None = None) -> str:
-    """The lake root: the explicit value, else ``BTLAKE_LAKE``, else the local default."""
-    return _normalize(value or os.environ.get("BTLAKE_LAKE") or DEFAULT_LAKE)
+    """The lake root: the explicit value, else the settings' (``BTLAKE_LAKE``, else the local
+    default)."""
+    return _normalize(value) if value else current().lake
 
 
 def landing_uri(value: str | None = None) -> str:
-    """The landing zone: the explicit value, else ``BTLAKE_LANDING``, else the local default."""
-    return _normalize(value or os.environ.get("BTLAKE_LANDING") or DEFAULT_LANDING)
+    """The landing zone: the explicit value, else the settings'."""
+    return _normalize(value) if value else current().landing
 
 
 def is_object_store(uri: str) -> bool:
@@ -40,21 +214,22 @@ def _normalize(uri: str) -> str:
 
 
 def storage_options(uri: str) -> dict[str, str] | None:
-    """deltalake object-store options from the standard AWS variables (None for local paths).
-
-    Only the variables the contract names are passed; credentials never leave this dict.
-    """
+    """deltalake object-store options for ``uri`` (None for local paths); credentials never
+    leave this dict."""
     if not is_object_store(uri):
         return None
-    keys = (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-        "AWS_ENDPOINT_URL",
-        "AWS_ALLOW_HTTP",
-    )
-    opts = {k: os.environ[k] for k in keys if os.environ.get(k)}
-    if "AWS_REGION" not in opts and os.environ.get("AWS_DEFAULT_REGION"):
-        opts["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"]
-    return opts
+    return current().store.deltalake_options()
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None

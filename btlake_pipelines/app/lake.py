@@ -12,13 +12,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from btlake_pipelines.settings import lake_uri
+from btlake_pipelines.settings import Settings, current, lake_uri
 from btlake_pipelines.storage.catalog import Catalog
 
 
 class Lake:
-    def __init__(self, uri: str | None = None) -> None:
-        self.uri = lake_uri(uri)
+    """One lake root and the use cases over it. ``uri``: the lake root (``--lake``); None
+    takes it from ``settings`` (default: :func:`btlake_pipelines.settings.current`)."""
+
+    def __init__(self, uri: str | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings or current()
+        self.uri = lake_uri(uri) if uri else self.settings.lake
         self.catalog = Catalog(self.uri)
 
     def __repr__(self) -> str:
@@ -85,7 +89,7 @@ class Lake:
         counter on a terminal."""
         from btlake_pipelines.landing.zone import open_landing
 
-        zone = open_landing(landing)
+        zone = open_landing(landing or self.settings.landing)
         if isolated:
             from btlake_pipelines.ingest.isolated import ingest_isolated
 

@@ -70,7 +70,10 @@ _FP = ("rows", "f1", "f2", "f3", "f4")
 def threshold_bytes() -> int:
     """Market-data bundles whose Parquet tables add up to more than this stream
     (``BTLAKE_STREAM_MB``, default 128 MB: the in-memory path then peaks near 1.5 GB)."""
-    return int(float(os.environ.get("BTLAKE_STREAM_MB") or DEFAULT_THRESHOLD_MB) * (1 << 20))
+    from btlake_pipelines.settings import current
+
+    mb = current().stream_mb
+    return int((DEFAULT_THRESHOLD_MB if mb is None else mb) * (1 << 20))
 
 
 def is_large(zone: LandingZone, name: str) -> bool:
