@@ -4,8 +4,8 @@ in the lake's format where ingesting bundles one by one would take hours.
 How the large lakes are built (this is the documented shortcut of the bench):
 
 - ``runs`` with 1,000,000 rows: a few real bundles are ingested first, so the table's schema
-  (typed params in ``params_num`` / ``params_str`` / ``params_bool``, ``metrics`` struct,
-  counts, versions) is the one ingestion writes; then the million rows are generated with that
+  (typed params in ``param_values``, metrics in ``metric_values``, counts, versions) is the
+  one ingestion writes; then the million rows are generated with that
   exact schema (strategies, parameter grids, markets and engines of ``btlake_pipelines.demo``,
   metrics drawn at random, manifest / environment JSON of realistic length) and written with
   ``btlake_pipelines.storage.delta.write``, btlake's own writer, in batches as ingestion would.
@@ -38,10 +38,11 @@ def layout_key() -> str:
     """What the stored layout depends on (the writer and the table specs, by source text):
     cached lakes under bench/work are rebuilt when it changes."""
     from btlake_pipelines.contract import tables
+    from btlake_pipelines.metadata import runs_table
     from btlake_pipelines.storage import delta
 
     digest = hashlib.sha256()
-    for module in (delta, tables):
+    for module in (delta, tables, runs_table):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -180,8 +181,25 @@ def runs_frame(n: int, *, seed: int = 5, span_days: int = 365,
         pl.col("market"), metrics_json, params_json, pl.col("run_id"), pl.col("strategy_id"),
         pl.col("strategy_id"), pl.col("market"), pl.col("timeframe"))
     n_equity = (pl.col("n_trades") * 4 + 1000).cast(pl.Int64)
-    bools = {name: pl.when(pl.col("flag_name") == name).then(pl.col("flag")).otherwise(None)
-             for name in sorted({*flag_name})}
+
+    def param(name: pl.Expr | str, num=None, text=None, flag=None) -> pl.Expr:
+        return pl.struct(
+            (pl.lit(name) if isinstance(name, str) else name).alias("name"),
+            (num if num is not None else pl.lit(None)).cast(pl.Float64).alias("num"),
+            (text if text is not None else pl.lit(None)).cast(pl.String).alias("str"),
+            (flag if flag is not None else pl.lit(None)).cast(pl.Boolean).alias("bool"))
+
+    param_values = pl.concat_list(
+        param(pl.col("flag_name"), flag=pl.col("flag")), param("fee_bps", num=pl.col("fee_bps")),
+        param("initial_cash", num=pl.lit(100_000.0)), param("lookback", num=pl.col("lookback")),
+        param("mode", text=pl.col("mode")), param("symbol", text=pl.col("symbol")),
+        param("threshold", num=pl.col("threshold")),
+        param("timeframe", text=pl.col("timeframe"))).list.sort()  # by name, as ingestion
+    metric_names = ("final_equity", "max_drawdown", "n_trades", "sharpe", "total_return",
+                    "volatility", "win_rate")
+    metric_values = pl.concat_list([
+        pl.struct(pl.lit(m).alias("name"), pl.col(m).cast(pl.Float64).alias("value"))
+        for m in metric_names])
     out = df.select(
         "run_id", "strategy_id", "created_at",
         pl.lit("backtest").alias("kind"), "engine_name", "engine_version",
@@ -189,7 +207,8 @@ def runs_frame(n: int, *, seed: int = 5, span_days: int = 365,
         pl.concat_list(pl.col("market")).alias("markets"),
         pl.concat_list(pl.lit("demo"), pl.col("strategy_id"), pl.col("market"),
                        pl.col("timeframe")).alias("tags"),
-        params_json.alias("params"), env_json.alias("environment"),
+        params_json.alias("params"), param_values.alias("param_values"),
+        metric_values.alias("metric_values"), env_json.alias("environment"),
         pl.lit("{}").alias("extra"), manifest_json.alias("manifest"),
         pl.concat_list(pl.lit("equity"), pl.lit("events"), pl.lit("trades")).alias("tables"),
         pl.struct(pl.col("n_trades").cast(pl.Int64).alias("trades"), n_equity.alias("equity"),
@@ -205,12 +224,6 @@ def runs_frame(n: int, *, seed: int = 5, span_days: int = 365,
         "content_hash",
         (pl.col("created_at") + pl.duration(minutes=5)).alias("ingested_at"),
         pl.format("batch-{}", (pl.int_range(pl.len()) // 500)).alias("batch_id"),
-        pl.struct(pl.col("fee_bps"), pl.lit(100_000.0).alias("initial_cash"),
-                  pl.col("lookback"), pl.col("threshold")).alias("params_num"),
-        pl.struct(pl.col("mode"), pl.col("symbol"), pl.col("timeframe")).alias("params_str"),
-        pl.struct(*[e.alias(k) for k, e in bools.items()]).alias("params_bool"),
-        pl.struct("final_equity", "max_drawdown", "n_trades", "sharpe", "total_return",
-                  "volatility", "win_rate").alias("metrics"),
         pl.col("created_at").dt.date().alias("date"),
     )
     if schema is not None:
@@ -218,20 +231,26 @@ def runs_frame(n: int, *, seed: int = 5, span_days: int = 365,
     return out
 
 
+def entry(column: str, name: str, field: str) -> pl.Expr:
+    """The ``field`` of the entry called ``name`` in a list column of (name, ...) entries."""
+    return pl.col(column).list.eval(pl.element().filter(
+        pl.element().struct.field("name") == name).struct.field(field)).list.first()
+
+
 def peer_runs_frame(runs: pl.DataFrame) -> pl.DataFrame:
     """The same runs, flattened for the peers: one column per param and metric."""
     return runs.select(
         "run_id", "strategy_id", pl.col("markets").list.first().alias("market"),
         (pl.col("created_at").dt.epoch("ms")).alias("created_ms"),
-        pl.col("params_num").struct.field("lookback").cast(pl.Int64).alias("p_lookback"),
-        pl.col("params_num").struct.field("threshold").alias("p_threshold"),
-        pl.col("params_num").struct.field("fee_bps").alias("p_fee_bps"),
-        pl.col("params_str").struct.field("mode").alias("p_mode"),
-        pl.col("params_str").struct.field("timeframe").alias("p_timeframe"),
-        pl.col("params_str").struct.field("symbol").alias("p_symbol"),
-        pl.col("metrics").struct.field("sharpe").alias("m_sharpe"),
-        pl.col("metrics").struct.field("total_return").alias("m_total_return"),
-        pl.col("metrics").struct.field("max_drawdown").alias("m_max_drawdown"),
+        entry("param_values", "lookback", "num").cast(pl.Int64).alias("p_lookback"),
+        entry("param_values", "threshold", "num").alias("p_threshold"),
+        entry("param_values", "fee_bps", "num").alias("p_fee_bps"),
+        entry("param_values", "mode", "str").alias("p_mode"),
+        entry("param_values", "timeframe", "str").alias("p_timeframe"),
+        entry("param_values", "symbol", "str").alias("p_symbol"),
+        entry("metric_values", "sharpe", "value").alias("m_sharpe"),
+        entry("metric_values", "total_return", "value").alias("m_total_return"),
+        entry("metric_values", "max_drawdown", "value").alias("m_max_drawdown"),
     )
 
 
@@ -250,7 +269,8 @@ def trades_for_runs(runs: pl.DataFrame, per_run: int, *, seed: int = 9) -> pl.Da
     within = np.cumsum(step)
     starts = np.repeat(within[::per_run] - step[::per_run], per_run)
     ts_us = created[run_index] - 86_400_000_000 * 30 + (within - starts)
-    symbol = runs.get_column("params_str").struct.field("symbol").to_numpy()[run_index]
+    symbol = runs.select(entry("param_values", "symbol", "str")).to_series().to_numpy()[
+        run_index]
     frame = pl.DataFrame({
         "run_id": runs.get_column("run_id").gather(run_index),
         "strategy_id": runs.get_column("strategy_id").gather(run_index),
@@ -289,7 +309,7 @@ def write_runs_lake(lake: Path, runs: pl.DataFrame, *, batch: int = 100_000,
 
 def real_runs_schema(work: Path) -> pa.Schema:
     """The ``runs`` schema ingestion writes, from a few real bundles ingested into a scratch
-    lake (one per strategy, so every params_bool field exists)."""
+    lake (one per strategy)."""
     from btlake_pipelines.ingest.batch import ingest
     from btlake_pipelines.landing.local import LocalLandingZone
 

@@ -22,11 +22,13 @@ keeps a consistent view.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from btlake_pipelines.metadata.runs_migration import legacy_entries
 from btlake_pipelines.metadata.runs_table import LEGACY_COLUMNS
@@ -51,6 +53,8 @@ _MERGE_RATIO = 2
 #: _MAX_DEAD_RANGES, is compacted.
 _MAX_DEAD_SHARE = 0.5
 _MAX_DEAD_RANGES = 64
+#: Virtual columns a view keeps filled (one value per run each).
+_KEPT_COLUMNS = 8
 
 
 class Grouped:
@@ -69,29 +73,35 @@ class Grouped:
         self._by_row: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
-    def build(cls, rows: np.ndarray, names: pl.Series, values: pl.Series) -> Grouped:
-        """From long form: ``rows[i]`` has name ``names[i]`` with value ``values[i]``."""
+    def build(cls, rows: np.ndarray, codes: np.ndarray, dictionary: list[str],
+              values: pl.Series) -> Grouped:
+        """From long form: ``rows[i]`` has name ``dictionary[codes[i]]`` with ``values[i]``.
+
+        Names are grouped by their integer codes (renumbered in name order), with a stable
+        counting sort, so rows stay ascending inside each name and no string is compared."""
         rows = np.asarray(rows, dtype=np.uint32)
+        codes = np.asarray(codes, dtype=np.int32)
         if rows.size == 0:
             return cls([], np.zeros(1, np.int64), rows, values.clear())
         if rows.size > 1 and not bool(np.all(rows[:-1] <= rows[1:])):
             first = np.argsort(rows, kind="stable")
-            rows, names, values = rows[first], names.gather(first), values.gather(first)
-        # codes in name order (an Enum over the sorted distinct names), then a stable sort by
-        # code: rows stay ascending inside each name; integer sorting, not string sorting
-        distinct = names.unique().sort()
-        codes = names.cast(pl.Enum(distinct)).to_physical().to_numpy()
-        order = np.argsort(codes, kind="stable")
+            rows, codes, values = rows[first], codes[first], values.gather(first)
+        used = np.flatnonzero(np.bincount(codes, minlength=len(dictionary)))
+        names = sorted(dictionary[i] for i in used)
+        rank = {n: r for r, n in enumerate(names)}
+        renumber = np.zeros(len(dictionary), np.uint16 if len(names) < 2**16 else np.uint32)
+        renumber[used] = [rank[dictionary[i]] for i in used]
+        codes = renumber[codes]
+        order = np.argsort(codes, kind="stable")  # a radix sort for 16-bit codes
         codes, rows = codes[order], rows[order]
         repeated = np.flatnonzero((codes[1:] == codes[:-1]) & (rows[1:] == rows[:-1])) + 1
         if repeated.size:  # a name twice in one run's list: its first value counts
             keep = np.ones(order.size, bool)
             keep[repeated] = False
             order, codes, rows = order[keep], codes[keep], rows[keep]
-        counts = np.bincount(codes, minlength=distinct.len())
-        starts = np.zeros(distinct.len() + 1, np.int64)
-        np.cumsum(counts, out=starts[1:])
-        return cls(distinct.to_list(), starts, rows, values.gather(order))
+        starts = np.zeros(len(names) + 1, np.int64)
+        np.cumsum(np.bincount(codes, minlength=len(names)), out=starts[1:])
+        return cls(names, starts, rows, values.gather(order))
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -112,28 +122,29 @@ class Grouped:
         out = pl.repeat(None, height, dtype=dtype, eager=True)
         return out.scatter(self.rows[a:b], values)
 
-    def long(self) -> tuple[np.ndarray, pl.Series, pl.Series]:
-        """(rows, names, values) of every entry, the inverse of :meth:`build`."""
-        counts = np.diff(self.starts)
-        codes = np.repeat(np.arange(len(self.names), dtype=np.uint32), counts)
-        names = pl.Series(self.names, dtype=pl.String).gather(codes)
-        return self.rows, names, self.values
+    def long(self) -> tuple[np.ndarray, np.ndarray, pl.Series]:
+        """(rows, codes into :attr:`names`, values) of every entry, as :meth:`build` takes."""
+        codes = np.repeat(np.arange(len(self.names), dtype=np.int32), np.diff(self.starts))
+        return self.rows, codes, self.values
 
-    def entries(self, rows: np.ndarray) -> tuple[np.ndarray, pl.Series, pl.Series]:
-        """Every entry of the given rows as (position in ``rows``, name, value), row by row."""
-        if self._by_row is None:
+    def entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every entry of the given rows, row by row: (position in ``rows``, code into
+        :attr:`names`, position in :attr:`values`)."""
+        if self._by_row is None:  # built on first use: only metrics are read row by row
             by_row = np.argsort(self.rows, kind="stable").astype(np.uint32)
-            self._by_row = (by_row, self.rows[by_row])
-        by_row, sorted_rows = self._by_row
-        lo = np.searchsorted(sorted_rows, rows, "left")
-        hi = np.searchsorted(sorted_rows, rows, "right")
+            offsets = np.zeros(int(self.rows.max()) + 2, np.int64)
+            np.cumsum(np.bincount(self.rows), out=offsets[1:])
+            self._by_row = (by_row, offsets)
+        by_row, offsets = self._by_row
+        last = offsets.size - 1  # rows past the last one with an entry have none
+        lo = offsets[np.minimum(rows, last)]
+        hi = offsets[np.minimum(rows + 1, last)]
         counts = hi - lo
-        owner = np.repeat(np.arange(rows.size, dtype=np.uint32), counts)
+        owner = np.repeat(np.arange(rows.size, dtype=np.int64), counts)
         within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        positions = by_row[np.repeat(lo, counts) + within]
+        positions = by_row[np.repeat(lo, counts) + within].astype(np.int64)
         codes = np.searchsorted(self.starts, positions, "right") - 1
-        names = pl.Series(self.names, dtype=pl.String).gather(codes)
-        return owner, names, self.values.gather(positions)
+        return owner, codes, positions
 
 
 @dataclass(frozen=True)
@@ -169,7 +180,7 @@ class Segment:
                                     runs.struct.field("value").to_list(), strict=True):
                 files[path] = (start, start + length)
                 start += length
-        params = {kind: _params_of(frame, kind) for kind in PARAM_KINDS}
+        params = _params_of(frame)
         metrics = _metrics_of(frame)
         plain = frame.drop([c for c in (*LAYOUT_COLUMNS, FILE_COLUMN) if c in frame.columns])
         return cls(plain.rechunk(), params, metrics, files, np.ones(frame.height, bool))
@@ -228,16 +239,18 @@ def merge(parts: list[Segment]) -> Segment:
     frame = _concat(frames).rechunk()
 
     def combine(groups: list[Grouped], dtype: pl.DataType) -> Grouped:
-        rows, names, values = [], [], []
+        rows, codes, values = [], [], []
+        dictionary: dict[str, int] = {}
         for g, row_map in zip(groups, maps, strict=True):
-            r, n, v = g.long()
+            r, c, v = g.long()
             mapped = row_map[r]
             keep = mapped >= 0
+            shared = np.array([dictionary.setdefault(n, len(dictionary)) for n in g.names],
+                              np.int32)
             rows.append(mapped[keep])
-            names.append(n.filter(pl.Series(keep)))
+            codes.append(shared[c[keep]] if len(g.names) else c[keep])
             values.append(v.filter(pl.Series(keep)))
-        return Grouped.build(np.concatenate(rows) if rows else np.zeros(0, np.uint32),
-                             pl.concat(names) if names else pl.Series([], dtype=pl.String),
+        return Grouped.build(np.concatenate(rows), np.concatenate(codes), list(dictionary),
                              pl.concat(values) if values else pl.Series([], dtype=dtype))
 
     params = {k: combine([s.params[k] for s in parts], _DTYPE[k]) for k in PARAM_KINDS}
@@ -254,30 +267,44 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed", rechunk=False)
 
 
-def _params_of(frame: pl.DataFrame, kind: str) -> Grouped:
+def _params_of(frame: pl.DataFrame) -> dict[str, Grouped]:
+    """The params of either layout (or both: a table written by both) by kind."""
     parts = []
     if "param_values" in frame.columns:
-        entries = _exploded(frame, "param_values")
-        if entries is not None:
-            field_name = _PARAM_FIELD[kind]
-            parts.append(entries.filter(pl.col(field_name).is_not_null()).select(
-                _ROW, "name", pl.col(field_name).alias("value")))
-    legacy = _LEGACY_PARAM[kind]
-    if legacy in frame.columns:  # a table not migrated yet: converted here, in memory
-        parts.append(legacy_entries(frame, legacy, _ROW))
-    return _grouped(parts, _DTYPE[kind])
+        parts.append(_exploded(frame, "param_values"))
+    for kind, column in _LEGACY_PARAM.items():
+        if column in frame.columns:  # a table not migrated yet: converted here, in memory
+            parts.append(legacy_entries(frame, column, _ROW).rename(
+                {"value": _PARAM_FIELD[kind]}))
+    long = _long(parts)
+    rows, codes, dictionary = _encoded(long)
+    out = {}
+    for kind in PARAM_KINDS:
+        field_name = _PARAM_FIELD[kind]
+        if long is None or field_name not in long.columns:
+            out[kind] = _empty(kind)
+            continue
+        values = long.get_column(field_name)
+        keep = values.is_not_null()
+        mask = keep.to_numpy()
+        out[kind] = Grouped.build(rows[mask], codes[mask], dictionary,
+                                  values.filter(keep).cast(_DTYPE[kind]))
+    return out
 
 
 def _metrics_of(frame: pl.DataFrame) -> Grouped:
     parts = []
     if "metric_values" in frame.columns:
-        entries = _exploded(frame, "metric_values")
-        if entries is not None:
-            parts.append(entries.filter(pl.col("value").is_not_null()).select(
-                _ROW, "name", "value"))
+        parts.append(_exploded(frame, "metric_values"))
     if "metrics" in frame.columns:
         parts.append(legacy_entries(frame, "metrics", _ROW))
-    return _grouped(parts, _DTYPE["metric"])
+    long = _long(parts)
+    if long is None or "value" not in long.columns:
+        return _empty("metric")
+    long = long.filter(pl.col("value").is_not_null())
+    rows, codes, dictionary = _encoded(long)
+    return Grouped.build(rows, codes, dictionary,
+                         long.get_column("value").cast(_DTYPE["metric"]))
 
 
 def _exploded(frame: pl.DataFrame, column: str) -> pl.DataFrame | None:
@@ -288,15 +315,29 @@ def _exploded(frame: pl.DataFrame, column: str) -> pl.DataFrame | None:
             .filter(pl.col("name").is_not_null()))
 
 
-def _grouped(parts: list[pl.DataFrame], dtype: pl.DataType) -> Grouped:
-    parts = [p.select(_ROW, "name", pl.col("value").cast(dtype)) for p in parts
-             if "value" in p.columns and p.height]
-    if not parts:
-        return Grouped.build(np.zeros(0, np.uint32), pl.Series([], dtype=pl.String),
-                             pl.Series([], dtype=dtype))
-    long = pl.concat(parts) if len(parts) > 1 else parts[0]
-    return Grouped.build(long.get_column(_ROW).to_numpy(), long.get_column("name"),
-                         long.get_column("value"))
+def _long(parts: list[pl.DataFrame | None]) -> pl.DataFrame | None:
+    frames = [p for p in parts if p is not None and p.height]
+    if not frames:
+        return None
+    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+
+def _encoded(long: pl.DataFrame | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(rows, name codes, dictionary) of long entries: names hashed once, by Arrow."""
+    if long is None or not long.height:
+        return np.zeros(0, np.uint32), np.zeros(0, np.int32), []
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(long.get_column("name").to_arrow())
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return (long.get_column(_ROW).to_numpy(), codes, encoded.dictionary.to_pylist())
+
+
+def _empty(kind: str) -> Grouped:
+    return Grouped.build(np.zeros(0, np.uint32), np.zeros(0, np.int32), [],
+                         pl.Series([], dtype=_DTYPE[kind]))
 
 
 def tidy(segments: list[Segment]) -> list[Segment]:
@@ -363,6 +404,8 @@ class RunsView:
         dead = any(s.dead for s in segments)
         self.alive = pl.Series("alive", np.concatenate([s.alive for s in segments])) \
             if dead else None
+        self._columns: OrderedDict[str, pl.Series] = OrderedDict()
+        self._lock = threading.Lock()
 
     # --- the field source of the --where language ---------------------------------------
 
@@ -389,6 +432,21 @@ class RunsView:
         return self.frame.with_columns([self.column(n) for n in sorted(names)])
 
     def column(self, virtual: str) -> pl.Series:
+        """A virtual column, filled from the long tables; the last few are kept, so the
+        searches a user repeats or refines do not fill them again."""
+        with self._lock:
+            hit = self._columns.get(virtual)
+            if hit is not None:
+                self._columns.move_to_end(virtual)
+                return hit
+        out = self._fill(virtual)
+        with self._lock:
+            self._columns[virtual] = out
+            while len(self._columns) > _KEPT_COLUMNS:
+                self._columns.popitem(last=False)
+        return out
+
+    def _fill(self, virtual: str) -> pl.Series:
         kind, _, name = virtual[len(_VIRTUAL):].partition(":")
         dtype = _DTYPE[kind]
         parts = [(s.metrics if kind == "metric" else s.params[kind]).dense(name, s.height, dtype)
@@ -403,22 +461,31 @@ class RunsView:
         if picked.size == 0 or not self.segments:
             return None
         which = np.searchsorted(self.offsets, picked, "right") - 1
-        owners, names, values = [], [], []
+        fields: dict[str, int] = {}
+        owners, codes, values = [], [], []
         for i, seg in enumerate(self.segments):
             mine = np.flatnonzero(which == i)
             if mine.size == 0 or not len(seg.metrics):
                 continue
-            owner, n, v = seg.metrics.entries(picked[mine] - self.offsets[i])
+            owner, code, positions = seg.metrics.entries(picked[mine] - self.offsets[i])
+            used = np.unique(code)
+            shared = np.zeros(len(seg.metrics.names), np.int64)
+            shared[used] = [fields.setdefault(seg.metrics.names[c], len(fields)) for c in used]
             owners.append(mine[owner])
-            names.append(n)
-            values.append(v)
-        if not owners or not sum(o.size for o in owners):
+            codes.append(shared[code])
+            values.append(seg.metrics.values.gather(positions).to_numpy())
+        if not fields:
             return None
-        key = "\x00row"
-        long = pl.DataFrame({key: np.concatenate(owners).astype(np.uint32),
-                             "name": pl.concat(names), "value": pl.concat(values)})
-        wide = long.pivot(on="name", index=key, values="value")
-        fields = sorted(c for c in wide.columns if c != key)
-        aligned = pl.DataFrame({key: np.arange(picked.size, dtype=np.uint32)}).join(
-            wide, on=key, how="left", maintain_order="left")
-        return aligned.select(pl.struct(fields).alias("metrics")).to_series()
+        names = sorted(fields)
+        rank = np.zeros(len(fields), np.int64)
+        rank[[fields[n] for n in names]] = np.arange(len(names))
+        # one row of values per field: the struct's size is its fields times the runs
+        # returned, so it is built directly rather than through a pivot
+        grid = np.zeros((len(names), picked.size))
+        present = np.zeros((len(names), picked.size), bool)
+        at = (rank[np.concatenate(codes)], np.concatenate(owners))
+        grid[at] = np.concatenate(values)
+        present[at] = True
+        flat = pa.array(grid.ravel(), mask=~present.ravel())
+        children = [flat.slice(i * picked.size, picked.size) for i in range(len(names))]
+        return pl.Series("metrics", pa.StructArray.from_arrays(children, names=names))
