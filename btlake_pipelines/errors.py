@@ -2,14 +2,23 @@
 
 Every error a user can cause is a :class:`BtlakeError` whose message is the one line the CLI
 prints and the HTTP API returns, so there is exactly one place that decides what a user reads.
+
+An error about one input names it by its neutral parameter name (``run_id``, ``as_of``,
+``where``), never in a front end's words: the core writes ``BtlakeError("bad {param}: ...",
+param="where")``; ``str()`` reads "bad where: ...", the CLI words it "bad --where: ..." and the
+HTTP API names its query parameter, each through :meth:`BtlakeError.worded`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+#: Where a message names its parameter; see :meth:`BtlakeError.worded`.
+PARAM = "{param}"
 
 
 class BtlakeError(Exception):
@@ -17,6 +26,24 @@ class BtlakeError(Exception):
 
     #: The HTTP status the API answers with for this error.
     http_status: int = 400
+    #: The input the error is about, by its neutral name (``run_id``), or None.
+    param: str | None = None
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        if param is not None:
+            self.param = param
+
+    def __str__(self) -> str:
+        return self.worded(str)
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with the parameter named by ``name(param)`` where it says ``{param}``
+        (the CLI passes a function giving ``--run-id``); a message without a parameter is
+        returned as it is. Only the first ``{param}`` is the name: text quoted after it (a
+        user's input) is never rewritten."""
+        text = super().__str__()
+        return text.replace(PARAM, name(self.param), 1) if self.param else text
 
 
 class NotFoundError(BtlakeError):
