@@ -7,13 +7,40 @@ refreshes them only when a new commit exists, so repeated searches cost a filter
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from btlake_pipelines.settings import Settings, current, lake_uri
 from btlake_pipelines.storage.catalog import Catalog
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import polars as pl
+
+
+@dataclass(frozen=True)
+class RunSearch:
+    """One page of a run search and how many runs matched before ``limit`` / ``offset``.
+    ``table`` keeps the stored columns (for exports); :meth:`records` gives the runs as the
+    objects of ``btlake runs --format json``."""
+
+    frame: pl.DataFrame
+    total: int
+
+    @property
+    def table(self) -> pa.Table:
+        return self.frame.to_arrow()
+
+    def records(self) -> list[dict[str, Any]]:
+        """JSON-ready runs: ``params`` and ``metrics`` as objects, times as ISO-8601."""
+        from btlake_pipelines.query.search import runs_to_records
+
+        return runs_to_records(self.frame)
 
 
 class Lake:
@@ -43,6 +70,17 @@ class Lake:
 
         return search_runs(self.catalog, **options)
 
+    def find_runs(self, *, strategy: str | None = None,
+                  market: str | list[str] | None = None, since: datetime | str | None = None,
+                  until: datetime | str | None = None, where: str | None = None,
+                  order_by: str | None = None, desc: bool = False, limit: int | None = None,
+                  offset: int = 0) -> RunSearch:
+        """:meth:`runs` with the total before ``limit`` / ``offset`` and the runs as records."""
+        frame, total = self.search(strategy=strategy, market=market, since=since, until=until,
+                                   where=where, order_by=order_by, desc=desc, limit=limit,
+                                   offset=offset)
+        return RunSearch(frame, total)
+
     def read(self, table: str, *, run_id: str | list[str] | None = None,
              strategy: str | None = None, market: str | list[str] | None = None,
              symbol: str | list[str] | None = None, start: datetime | str | None = None,
@@ -59,6 +97,12 @@ class Lake:
         from btlake_pipelines.versions.history import table_history
 
         return table_history(self.catalog, table)
+
+    def history_records(self, table: str) -> list[dict[str, Any]]:
+        """:meth:`history` as JSON-ready objects (times ISO-8601), newest first."""
+        from btlake_pipelines.query.search import jsonable
+
+        return jsonable(self.history(table).to_pylist())
 
     def compare(self, run_a: str, run_b: str) -> dict[str, Any]:
         """Params and metrics side by side, with trade and equity summaries."""
@@ -102,3 +146,21 @@ class Lake:
         from btlake_pipelines.storage.maintenance import maintain
 
         return maintain(self.uri, **options)
+
+    @staticmethod
+    def write_demo(folder: str | os.PathLike, runs: int = 24, *, seed: int = 7,
+                   real_data: bool = True) -> list[Path]:
+        """Write demo bundles into ``folder``, ready to publish: ``runs`` realistic synthetic
+        backtests and, with ``real_data``, the bundles converted from real market-data samples.
+        Seeded, so two demos hold the same data."""
+        from pathlib import Path
+
+        from btlake_pipelines.demo import write_demo_bundles, write_real_sample_bundles
+        from btlake_pipelines.errors import BtlakeError
+
+        if runs < 0:
+            raise BtlakeError("{param} must be >= 0", param="runs")
+        folders = write_demo_bundles(Path(folder), runs, seed=seed)
+        if real_data:
+            folders += write_real_sample_bundles(Path(folder))
+        return folders
