@@ -44,7 +44,8 @@ from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG
 from btlake_pipelines.errors import BundleRefused
 from btlake_pipelines.ingest import destinations, faults
 from btlake_pipelines.ingest import market_slices as M
-from btlake_pipelines.ingest.batch import (
+from btlake_pipelines.ingest.schema_fit import SchemaMismatch, fit_frame
+from btlake_pipelines.ingest.writing import (
     REPLANS,
     BatchResult,
     Raced,
@@ -54,7 +55,6 @@ from btlake_pipelines.ingest.batch import (
     quarantine_claimed,
     settle_market_status,
 )
-from btlake_pipelines.ingest.schema_fit import SchemaMismatch, fit_frame
 from btlake_pipelines.landing.zone import MANIFEST, LandingZone
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
 from btlake_pipelines.storage import delta

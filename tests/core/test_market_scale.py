@@ -192,11 +192,11 @@ print("ok")
 
 def test_the_streamed_path_is_taken_above_the_threshold(dirs, path, monkeypatch):
     """The fixture's threshold really routes bundles through ``ingest.large``."""
-    from btlake_pipelines.ingest import large
+    from btlake_pipelines.ingest import batch
 
     calls = []
-    real = large.ingest_large
-    monkeypatch.setattr(large, "ingest_large", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    real = batch.ingest_large
+    monkeypatch.setattr(batch, "ingest_large", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
     B.market_data(dirs.landing, "md-x", {"ticks": B.ticks(5)})
     assert ingest(dirs.lake, LocalLandingZone(dirs.landing)).results[0].status == "ingested"
     assert calls == (["md-x"] if path == "streamed" else [])
