@@ -84,8 +84,7 @@ def matching_rows(view: RunsView, conditions: pl.Expr | None) -> pl.Series | Non
 def result_frame(view: RunsView, rows: pl.Series, *, hidden: tuple[str, ...] = HIDDEN
                  ) -> pl.DataFrame:
     """The runs at ``rows`` of the view, in that order, in the shape searches return."""
-    shown = view.frame.drop([c for c in hidden if c in view.frame.columns])
-    out = shown.select(pl.all().gather(rows))
+    out = view.gather(rows, [c for c in view.frame.columns if c not in hidden])
     metrics = view.metrics_of(rows)
     if metrics is not None:
         out = out.with_columns(metrics)

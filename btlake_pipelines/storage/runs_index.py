@@ -454,6 +454,28 @@ class RunsView:
         out = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
         return out.alias(virtual)
 
+    def gather(self, rows: pl.Series, columns: list[str]) -> pl.DataFrame:
+        """``columns`` of the given global rows, in their order. Taken segment by segment:
+        polars gathers from a column of several chunks by joining its nested columns (lists,
+        structs) into one first, which costs the whole table."""
+        if len(self.segments) == 1:
+            return self.frame.select(pl.col(columns).gather(rows))
+        picked = rows.to_numpy().astype(np.int64)
+        which = np.searchsorted(self.offsets, picked, "right") - 1
+        parts, positions = [], []
+        for i, seg in enumerate(self.segments):
+            mine = np.flatnonzero(which == i)
+            if mine.size:
+                local = pl.Series(picked[mine] - self.offsets[i], dtype=pl.UInt32)
+                parts.append(seg.frame.select(pl.col(columns).gather(local)))
+                positions.append(mine)
+        if not parts:
+            return self.frame.select(columns).clear()
+        found = _concat(parts).rechunk()  # as many rows as asked for: cheap
+        where = np.empty(picked.size, np.int64)
+        where[np.concatenate(positions)] = np.arange(picked.size)
+        return found.select(pl.all().gather(pl.Series(where, dtype=pl.UInt32)))
+
     def metrics_of(self, rows: pl.Series) -> pl.Series | None:
         """The ``metrics`` struct (one field per name any of them has, sorted) of the given
         global rows, in their order; None when none of them has a metric."""
