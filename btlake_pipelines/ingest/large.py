@@ -50,6 +50,7 @@ from btlake_pipelines.ingest.writing import (
     BatchResult,
     Raced,
     Writer,
+    is_sorted,
     move_out,
     others_appended,
     quarantine_claimed,
@@ -186,10 +187,7 @@ def _check_table(lake: str, name: str, manifest: Manifest, table: str, file_name
     partial: list[pl.DataFrame] = []
     schema: pa.Schema | None = None
     for df in _pieces(name, manifest, table, file_name, fh, known, validate=True):
-        cols = list(df.columns)
-        partial.append(df.group_by(M.slice_keys(table)).agg(
-            M.exact_ns().min().alias("first_ns"), M.exact_ns().max().alias("last_ns"),
-            *_fingerprint(cols)))
+        partial.append(M.slice_bounds(table, df))
         if schema is None:
             schema = df.head(0).to_arrow().schema
     if schema is None:  # no rows: nothing to store, the bundle is still handled
@@ -197,11 +195,11 @@ def _check_table(lake: str, name: str, manifest: Manifest, table: str, file_name
                                      **({"symbol": pl.String} if "symbol" in
                                         M.slice_keys(table) else {}),
                                      "first_ns": pl.Int64, "last_ns": pl.Int64,
-                                     **{f: pl.UInt64 for f in _FP}})
+                                     "rows": pl.UInt32})
         return _Table(table, file_name, pa.schema([]), empty, known)
     slices = (pl.concat(partial).group_by(M.slice_keys(table), maintain_order=True)
               .agg(pl.col("first_ns").min(), pl.col("last_ns").max(),
-                   *[pl.col(f).sum() for f in _FP]))
+                   pl.col("rows").sum().cast(pl.UInt64)))
     return _Table(table, file_name, schema, slices, known)
 
 
@@ -259,39 +257,49 @@ def _fingerprint(cols: list[str], casts: dict[str, pl.DataType] | None = None) -
 # --- 2. compare ------------------------------------------------------------------------------
 
 
-def _classify(lake: str, t: _Table, snapshot) -> pl.DataFrame:
-    """``t.slices`` with ``stored`` (rows in range) and ``status``, as of ``snapshot``."""
+def _classify(lake: str, t: _Table, snapshot,
+              bundle_fingerprints: Callable[[pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:
+    """``t.slices`` with ``stored`` (rows in range) and ``status``, as of ``snapshot``.
+
+    Stored rows are counted first; fingerprints are computed, on both sides, only for the
+    slices that have stored rows (a first ingest hashes nothing)."""
     keys = M.slice_keys(t.name)
     lf = None if snapshot is None else scan_table(snapshot, lake, t.name)
     slices = t.slices.with_row_index(M.SLICE)
     if lf is None or slices.is_empty():
         return slices.with_columns(pl.lit(0, pl.UInt64).alias("stored"),
                                    pl.lit("ingested").alias("status"))
-    stored_schema = lf.collect_schema()
-    cols = [f.name for f in t.schema]
-    comparable = all(c in stored_schema for c in cols)
     inside = (lf.filter(M.stored_filter(t.name, t.slices))
               .join(slices.lazy().select(M.SLICE, *keys, "first_ns", "last_ns"), on=keys,
                     how="inner", nulls_equal=True)
               .filter(M.exact_ns().is_between(pl.col("first_ns"), pl.col("last_ns"))))
-    casts = {c: pl.from_arrow(t.schema.empty_table()).schema[c] for c in cols}
-    aggs = _fingerprint(cols, casts) if comparable else [pl.len().cast(pl.UInt64)
-                                                         .alias("rows")]
-    try:
-        stored = inside.group_by(M.SLICE).agg(aggs).collect(engine="streaming")
-    except pl.exceptions.InvalidOperationError:  # a stored column the bundle's type can't hold
-        stored = inside.group_by(M.SLICE).agg(pl.len().cast(pl.UInt64).alias("rows")) \
-            .collect(engine="streaming")
-        comparable = False
-    names = {f: f"stored_{f}" for f in stored.columns if f != M.SLICE}
-    out = slices.join(stored.rename(names), on=M.SLICE, how="left")
-    same = pl.lit(comparable)
-    for f in _FP if comparable else ():
-        same = same & (pl.col(f) == pl.col(f"stored_{f}"))
-    status = (pl.when(pl.col("stored_rows").fill_null(0) == 0).then(pl.lit("ingested"))
-              .when(same).then(pl.lit("unchanged")).otherwise(pl.lit("replaced")))
-    return out.with_columns(pl.col("stored_rows").fill_null(0).alias("stored"),
-                            status.alias("status")).drop(list(names.values()))
+    counts = inside.group_by(M.SLICE).agg(pl.len().cast(pl.UInt64).alias("stored")) \
+        .collect(engine="streaming")
+    slices = slices.join(counts, on=M.SLICE, how="left").with_columns(
+        pl.col("stored").fill_null(0))
+    touched = slices.filter(pl.col("stored") > 0)
+    same = pl.Series(M.SLICE, [], pl.UInt32)
+    cols = [f.name for f in t.schema]
+    if not touched.is_empty() and all(c in lf.collect_schema() for c in cols):
+        casts = dict(pl.DataFrame(schema=pl.from_arrow(t.schema.empty_table()).schema).schema)
+        try:
+            theirs = (inside.join(touched.lazy().select(M.SLICE), on=M.SLICE, how="semi")
+                      .group_by(M.SLICE).agg(_fingerprint(cols, casts))
+                      .collect(engine="streaming"))
+        except pl.exceptions.InvalidOperationError:  # a stored type the bundle's can't hold
+            theirs = None
+        if theirs is not None:
+            mine = bundle_fingerprints(touched.select(M.SLICE, *keys))
+            both = mine.join(theirs.drop("rows"), on=M.SLICE, suffix="_stored").join(
+                touched.select(M.SLICE, "rows", "stored"), on=M.SLICE)
+            equal = pl.col("rows") == pl.col("stored")
+            for f in _FP[1:]:
+                equal = equal & (pl.col(f) == pl.col(f"{f}_stored"))
+            same = both.filter(equal).get_column(M.SLICE)
+    status = (pl.when(pl.col("stored") == 0).then(pl.lit("ingested"))
+              .when(pl.col(M.SLICE).is_in(same.implode())).then(pl.lit("unchanged"))
+              .otherwise(pl.lit("replaced")))
+    return slices.with_columns(status.alias("status"))
 
 
 # --- 3. write --------------------------------------------------------------------------------
@@ -316,13 +324,27 @@ def _write_table(lake: str, zone: LandingZone, name: str, manifest: Manifest, t:
 
 def _write_once(lake: str, zone: LandingZone, name: str, manifest: Manifest, t: _Table,
                 writer: Writer, result: BundleResult, snapshot, *, describe: bool) -> None:
-    slices = _classify(lake, t, snapshot).with_columns(pl.lit(name).alias("bundle"))
+    keys = M.slice_keys(t.name)
+
+    def bundle_fingerprints(touched: pl.DataFrame) -> pl.DataFrame:
+        """The bundle's fingerprint of each of ``touched``'s slices: one more pass over the
+        file, made only when stored rows exist in some slice's range."""
+        partial = []
+        with zone.open_file(name, t.file_name) as fh:
+            for df in _pieces(name, manifest, t.name, t.file_name, fh, dict(t.known),
+                              validate=False):
+                cols = list(df.columns)
+                part = df.join(touched, on=keys, how="inner", nulls_equal=True)
+                partial.append(part.group_by(M.SLICE).agg(_fingerprint(cols)))
+        return pl.concat(partial).group_by(M.SLICE).agg(pl.col(f).sum() for f in _FP[1:])
+
+    slices = _classify(lake, t, snapshot, bundle_fingerprints).with_columns(
+        pl.lit(name).alias("bundle"))
     if describe:
         result.slices += M.describe(t.name, slices)
     written = slices.filter(pl.col("status") != "unchanged")
     if written.is_empty():
         return
-    keys = M.slice_keys(t.name)
     touched = written.filter(pl.col("status") == "replaced").select(M.partition_keys()).unique()
     quiet = written.join(touched, on=M.partition_keys(), how="anti", nulls_equal=True)
 
@@ -338,7 +360,9 @@ def _write_once(lake: str, zone: LandingZone, name: str, manifest: Manifest, t: 
                                      nulls_equal=True)
                     order = [c for c in ("market", "date", *FACT_TABLES[t.name].sort_by)
                              if c in df.columns]
-                    yield from df.sort(order).to_arrow().to_batches()
+                    if not is_sorted(df, order):
+                        df = df.sort(order)
+                    yield from df.to_arrow().to_batches()
         return batches
 
     if not touched.is_empty():

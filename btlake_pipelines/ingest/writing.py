@@ -81,7 +81,7 @@ class Writer:
             if df is None:
                 df = pl.concat(frames, how="diagonal_relaxed")
                 order = [c for c in ("market", "date", *spec.sort_by) if c in df.columns]
-                if not _is_sorted(df, order):
+                if not is_sorted(df, order):
                     df = df.sort(order)
             data = df.to_arrow()
         else:
@@ -127,7 +127,7 @@ def _presorted(frames: list[pl.DataFrame], order: tuple[str, ...]) -> pl.DataFra
     return pl.concat([f for _, f in keyed], how="diagonal_relaxed")
 
 
-def _is_sorted(df: pl.DataFrame, order: list[str]) -> bool:
+def is_sorted(df: pl.DataFrame, order: list[str]) -> bool:
     """Whether ``df`` is already in ``order`` (lexicographic, nulls anywhere: no), in one pass:
     an engine's file is usually sorted, and sorting 10M rows by strings costs seconds."""
     if df.height < 2:
