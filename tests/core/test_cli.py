@@ -71,8 +71,8 @@ def test_search_read_history_compare_flow(dirs, tmp_path):
     (["runs", "--where", "metrics.sharpe >"], "expected a value"),
     (["read", "trades", "--as-of", "yesterday-ish"], "as_of must be an ISO-8601"),
     (["compare", "nope-a", "nope-b"], "unknown run 'nope-a'"),
-    (["runs", "--limit", "x"], "invalid int value"),
-    (["frobnicate"], "invalid choice"),
+    (["runs", "--limit", "x"], "is not a valid integer"),
+    (["frobnicate"], "No such command 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_on_stderr_and_nonzero(dirs, args, message):
     B.backtest(dirs.landing, "e-1")
@@ -96,7 +96,7 @@ def test_publish_copies_manifest_last_and_refuses_non_bundles(dirs, tmp_path):
 
 def test_query_path_imports_no_dagster_pandas_or_pandera():
     code = ("import sys, btlake_pipelines; from btlake_pipelines import Lake; "
-            "from btlake_pipelines.interfaces import cli, commands; "
+            "from btlake_pipelines.interfaces.cli import commands, main, render; "
             "from btlake_pipelines.query import search, read, where; "
             "from btlake_pipelines.versions import history, compare; "
             "print(' '.join(m for m in ('dagster','pandas','pandera') if m in sys.modules))")
