@@ -122,6 +122,61 @@ class Lake:
 
         return run_versions(self.catalog, run_id)
 
+    def run_diff(self, run_id: str, a: int | None = None, b: int | None = None
+                 ) -> dict[str, Any]:
+        """What changed between two stored versions of a run, named by ``versions.runs`` of
+        :meth:`run_versions` (default: the current one and the one before)."""
+        from btlake_pipelines.versions.run_diff import run_diff
+
+        return run_diff(self.catalog, run_id, a, b)
+
+    def equity_curve(self, run_id: str, points: int = 2000):
+        """The run's equity curve and drawdown, reduced to about ``points`` points that keep
+        every spike and trough (:class:`~btlake_pipelines.versions.equity_curve.EquityCurve`)."""
+        from btlake_pipelines.versions.equity_curve import equity_curve
+
+        return equity_curve(self.catalog, run_id, points)
+
+    def compare_many(self, run_ids: list[str]) -> dict[str, Any]:
+        """Two to twelve runs side by side: metadata, params, metrics and summaries, each as
+        ``name -> {"values": {run: value}, "differs": bool}``."""
+        from btlake_pipelines.versions.compare_many import compare_many
+
+        return compare_many(self.catalog, run_ids)
+
+    @staticmethod
+    def table_names() -> tuple[str, ...]:
+        """Every table a lake can hold, as :meth:`read` and :meth:`history` name them."""
+        from btlake_pipelines.contract.tables import ALL_TABLES
+
+        return tuple(ALL_TABLES)
+
+    def scan(self, table: str, *, limit: int | None = None, **filters: Any
+             ) -> pa.RecordBatchReader:
+        """:meth:`read` as a stream of record batches (``filters`` as for :meth:`read`), at
+        most ``limit`` rows: for answers larger than memory. Errors of the read raise here."""
+        from btlake_pipelines.query.stream import stream_read
+
+        return stream_read(self.catalog, table, limit=limit, **filters)
+
+    def publish(self, folder: str | os.PathLike, *, landing: str | None = None,
+                replace: bool = False) -> str:
+        """Copy a bundle folder into landing, table files first and the manifest last; returns
+        its landing location. A bundle of this run id still waiting needs ``replace``."""
+        from btlake_pipelines.app.publish import publish
+
+        return publish(folder, landing or self.settings.landing, replace=replace)
+
+    def publish_upload(self, manifest: bytes, files: dict[str, Any], *,
+                       landing: str | None = None, replace: bool = False) -> str:
+        """Publish a bundle received as its manifest's bytes and its files (file name ->
+        readable binary file), after checking they make one whole bundle; returns its run id."""
+        from btlake_pipelines.app.publish import publish_upload
+        from btlake_pipelines.landing.zone import open_landing
+
+        return publish_upload(open_landing(landing or self.settings.landing), manifest, files,
+                              replace=replace)
+
     def ingest(self, landing: str | None = None, names: list[str] | None = None, *,
                progress=None, isolated: bool = True):
         """Ingest complete bundles from landing now (the code path the sensor uses).
