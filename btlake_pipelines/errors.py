@@ -11,11 +11,12 @@ HTTP API names its query parameter, each through :meth:`BtlakeError.worded`.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from btlake_pipelines.settings import current
 
 #: Where a message names its parameter; see :meth:`BtlakeError.worded`.
 PARAM = "{param}"
@@ -99,18 +100,19 @@ class BundleRefused(BtlakeError):
         }
 
 
-_SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID",
-                "BTLAKE_API_TOKEN", "BTLAKE_API_READ_TOKEN")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def redact(text: str) -> str:
     """Text safe to show a user: no terminal escape codes from library errors, no credential
-    values, no user-info in URLs. Every message that leaves btlake goes through here."""
+    values, no user-info in URLs. Every message that leaves btlake goes through here.
+
+    The credentials are those of the settings in force: the object store's keys and the API
+    tokens."""
+    settings = current()
     text = _USERINFO.sub(r"\1***@", _ANSI.sub("", str(text)))
-    for var in _SECRET_VARS:
-        value = os.environ.get(var)
+    for value in (*settings.store.secrets(), settings.api_token, settings.api_read_token):
         if value and len(value) >= 4:
             text = text.replace(value, "***")
     return text

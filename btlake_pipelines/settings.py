@@ -15,10 +15,11 @@ elsewhere, including ``s3://bucket/prefix``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 DEFAULT_LAKE = "btlake-data/lake"
@@ -33,7 +34,10 @@ QUARANTINE_DIR = "_quarantine"
 class ObjectStore:
     """Credentials, region and endpoint of an S3-compatible store, resolved once from the
     standard variables, and given to each client (deltalake, pyarrow, boto3) in its own words.
-    ``AWS_ENDPOINT_URL_S3`` wins over ``AWS_ENDPOINT_URL``, as in the AWS SDKs."""
+    ``AWS_ENDPOINT_URL_S3`` wins over ``AWS_ENDPOINT_URL``, as in the AWS SDKs.
+
+    Frozen and hashable: :mod:`btlake_pipelines.storage.object_store` keeps one client per
+    value, so a change of credentials or endpoint gets a new client and nothing else does."""
 
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
@@ -54,6 +58,27 @@ class ObjectStore:
             allow_http=(env.get("AWS_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
             profile=env.get("AWS_PROFILE") or None,
         )
+
+    def environment(self) -> dict[str, str | None]:
+        """The variables that make :meth:`from_env` give this store back (None: unset it);
+        variables it leaves as they are (``AWS_DEFAULT_REGION`` under an ``AWS_REGION``,
+        ``AWS_ENDPOINT_URL`` under an ``AWS_ENDPOINT_URL_S3``) are not named."""
+        env: dict[str, str | None] = {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+            "AWS_REGION": self.region, "AWS_ENDPOINT_URL_S3": self.endpoint_url,
+            "AWS_ALLOW_HTTP": "true" if self.allow_http else None, "AWS_PROFILE": self.profile}
+        if self.region is None:
+            env["AWS_DEFAULT_REGION"] = None
+        if self.endpoint_url is None:
+            env["AWS_ENDPOINT_URL"] = None
+        return env
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values no message may show."""
+        return tuple(v for v in (self.access_key_id, self.secret_access_key,
+                                 self.session_token) if v)
 
     def deltalake_options(self) -> dict[str, str]:
         """``storage_options`` for deltalake (object_store's keys)."""
@@ -110,54 +135,74 @@ class Settings:
     partition_start: str | None = None
     stream_mb: float | None = None
     debug: bool = False
+    #: the crash supervisor and the fault hooks of the crash-safety tests
+    #: (:mod:`btlake_pipelines.ingest.faults`, :mod:`btlake_pipelines.ingest.breadcrumb`)
+    fault_point: str | None = None
+    fault_pause: str | None = None
+    breadcrumb: str | None = None
+    supervised_by: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``environ`` (default: the process environment); ``overrides`` whose
         value is not None win (``lake=`` and ``landing=`` are what ``--lake`` and
-        ``--landing`` give)."""
+        ``--landing`` give). A variable that is empty or does not parse keeps the default."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            "lake": env.get("BTLAKE_LAKE") or DEFAULT_LAKE,
-            "landing": env.get("BTLAKE_LANDING") or DEFAULT_LANDING,
-            "store": ObjectStore.from_env(env),
-            "api_token": env.get("BTLAKE_API_TOKEN") or None,
-            "api_read_token": env.get("BTLAKE_API_READ_TOKEN") or None,
-            "max_upload_mb": env.get("BTLAKE_MAX_UPLOAD_MB") or None,
-            "upload_dir": env.get("BTLAKE_UPLOAD_DIR") or None,
-            "json_rows": env.get("BTLAKE_API_JSON_ROWS") or None,
-            "root_path": env.get("BTLAKE_ROOT_PATH") or "",
-            "log_level": (env.get("BTLAKE_LOG_LEVEL") or "info").lower(),
-            "forwarded_allow_ips": env.get("FORWARDED_ALLOW_IPS") or None,
-            "batch_size": _int(env.get("BTLAKE_BATCH_SIZE")),
-            "ingest_runs": _int(env.get("BTLAKE_INGEST_RUNS")),
-            "sensor_interval": _int(env.get("BTLAKE_SENSOR_INTERVAL")) or 15,
-            "partition_start": env.get("BTLAKE_PARTITION_START") or None,
-            "stream_mb": _float(env.get("BTLAKE_STREAM_MB")),
-            "debug": bool(env.get("BTLAKE_DEBUG")),
-        }
+        values: dict[str, Any] = {"store": ObjectStore.from_env(env)}
+        for name, var, parse in _FIELDS:
+            text = env.get(var)
+            if text:
+                with contextlib.suppress(ValueError):
+                    values[name] = parse(text)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        values["lake"] = _normalize(values["lake"])
-        values["landing"] = _normalize(values["landing"])
-        return cls(**values)
+        return cls(**values).with_()
 
     def with_(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` (locations normalized)."""
+        """A copy with ``changes`` whose value is not None (locations normalized)."""
         out = replace(self, **{k: v for k, v in changes.items() if v is not None})
         return replace(out, lake=_normalize(out.lake), landing=_normalize(out.landing))
 
+    def environment(self) -> dict[str, str | None]:
+        """The variables that make :meth:`from_env` give these settings back (None: unset)."""
+        env = self.store.environment()
+        for name, var, _ in _FIELDS:
+            value = getattr(self, name)
+            env[var] = None if value is None or value is False or value == "" else \
+                "1" if value is True else str(value)
+        return env
 
+
+#: Each field of :class:`Settings` but ``store``, the variable it is read from, and how.
+_FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("lake", "BTLAKE_LAKE", str),
+    ("landing", "BTLAKE_LANDING", str),
+    ("api_token", "BTLAKE_API_TOKEN", str),
+    ("api_read_token", "BTLAKE_API_READ_TOKEN", str),
+    ("max_upload_mb", "BTLAKE_MAX_UPLOAD_MB", str),
+    ("upload_dir", "BTLAKE_UPLOAD_DIR", str),
+    ("json_rows", "BTLAKE_API_JSON_ROWS", str),
+    ("root_path", "BTLAKE_ROOT_PATH", str),
+    ("log_level", "BTLAKE_LOG_LEVEL", str.lower),
+    ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS", str),
+    ("batch_size", "BTLAKE_BATCH_SIZE", int),
+    ("ingest_runs", "BTLAKE_INGEST_RUNS", int),
+    ("sensor_interval", "BTLAKE_SENSOR_INTERVAL", int),
+    ("partition_start", "BTLAKE_PARTITION_START", str),
+    ("stream_mb", "BTLAKE_STREAM_MB", float),
+    ("debug", "BTLAKE_DEBUG", bool),
+    ("fault_point", "BTLAKE_FAULT_POINT", str),
+    ("fault_pause", "BTLAKE_FAULT_PAUSE", str),
+    ("breadcrumb", "BTLAKE_INGEST_BREADCRUMB", str),
+    ("supervised_by", "BTLAKE_SUPERVISED_BY", int),
+)
 #: Every variable :meth:`Settings.from_env` reads: a change to any of them is seen.
-WATCHED = ("BTLAKE_LAKE", "BTLAKE_LANDING", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-           "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
-           "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP", "AWS_PROFILE", "BTLAKE_API_TOKEN",
-           "BTLAKE_API_READ_TOKEN", "BTLAKE_MAX_UPLOAD_MB", "BTLAKE_UPLOAD_DIR",
-           "BTLAKE_API_JSON_ROWS", "BTLAKE_ROOT_PATH", "BTLAKE_LOG_LEVEL", "FORWARDED_ALLOW_IPS",
-           "BTLAKE_BATCH_SIZE", "BTLAKE_INGEST_RUNS", "BTLAKE_SENSOR_INTERVAL",
-           "BTLAKE_PARTITION_START", "BTLAKE_STREAM_MB", "BTLAKE_DEBUG")
+WATCHED: tuple[str, ...] = (*(var for _, var, _ in _FIELDS), "AWS_ACCESS_KEY_ID",
+                            "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                            "AWS_ALLOW_HTTP", "AWS_PROFILE")
 _lock = threading.Lock()
 _installed: Settings | None = None
-_cached: tuple[tuple, Settings] | None = None
+_cached: tuple[tuple[str | None, ...], Settings] | None = None
 
 
 def current() -> Settings:
@@ -180,14 +225,16 @@ def use(settings: Settings | None) -> None:
 
 
 def environment_for_child(settings: Settings) -> dict[str, str]:
-    """The environment a child process of btlake needs to build the same settings."""
+    """The environment of a child process of btlake: this one's, with every variable of
+    ``settings`` written over it, so the child's :func:`current` gives ``settings`` back even
+    when they were installed with :func:`use` rather than read from the environment."""
     env = dict(os.environ)
-    env["BTLAKE_LAKE"], env["BTLAKE_LANDING"] = settings.lake, settings.landing
+    for var, value in settings.environment().items():
+        if value is None:
+            env.pop(var, None)
+        else:
+            env[var] = value
     return env
-
-
-def names() -> list[str]:
-    return [f.name for f in fields(Settings)]
 
 
 def lake_uri(value: str | None = None) -> str:
@@ -219,17 +266,3 @@ def storage_options(uri: str) -> dict[str, str] | None:
     if not is_object_store(uri):
         return None
     return current().store.deltalake_options()
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text else None
-    except ValueError:
-        return None
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text else None
-    except ValueError:
-        return None

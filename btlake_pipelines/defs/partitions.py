@@ -20,7 +20,6 @@ makes the current day's and month's partitions exist, so data published today sh
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime
 
 from dagster import (
@@ -33,9 +32,10 @@ from dagster import (
 
 from btlake_pipelines.contract.tables import RUNS
 from btlake_pipelines.ingest.report import Key, month_start
+from btlake_pipelines.settings import current
 
 DEFAULT_START = "2010-01-01"
-PARTITION_START = os.environ.get("BTLAKE_PARTITION_START") or DEFAULT_START
+PARTITION_START = current().partition_start or DEFAULT_START
 MARKET = "market"
 DATE = "date"
 #: Substrings Dagster refuses in partition keys, and the multi-partition delimiter.

@@ -1,20 +1,19 @@
 """Where the lake and the landing zone are, as configurable resources.
 
-Unset fields fall back to exactly what the CLI uses (``BTLAKE_LAKE``, ``BTLAKE_LANDING``, then
-``./btlake-data``), so Dagster and ``btlake`` always see the same lake. The landing zone is one
-interface with a local and an S3 implementation; nothing downstream knows which.
+Unset fields fall back to the settings the CLI uses too (``BTLAKE_LAKE``, ``BTLAKE_LANDING``,
+then ``./btlake-data``; see :mod:`btlake_pipelines.settings`), so Dagster and ``btlake`` always
+see the same lake. The landing zone is one interface with a local and an S3 implementation;
+nothing downstream knows which.
 """
 
 from __future__ import annotations
-
-import os
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from btlake_pipelines.ingest.watch import DEFAULT_BATCH_SIZE, DEFAULT_INGEST_RUNS
 from btlake_pipelines.landing.zone import LandingZone, open_landing
-from btlake_pipelines.settings import lake_uri
+from btlake_pipelines.settings import current, lake_uri
 
 
 class LakeResource(ConfigurableResource):
@@ -45,9 +44,8 @@ class LandingZoneResource(ConfigurableResource):
 
     @property
     def max_runs(self) -> int:
-        return max(1, int(self.max_runs_in_flight or os.environ.get("BTLAKE_INGEST_RUNS")
-                          or DEFAULT_INGEST_RUNS))
+        return max(1, self.max_runs_in_flight or current().ingest_runs or DEFAULT_INGEST_RUNS)
 
     @property
     def max_batch(self) -> int:
-        return int(self.batch_size or os.environ.get("BTLAKE_BATCH_SIZE") or DEFAULT_BATCH_SIZE)
+        return self.batch_size or current().batch_size or DEFAULT_BATCH_SIZE

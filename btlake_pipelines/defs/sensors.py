@@ -12,7 +12,6 @@ measures it).
 """
 
 import json
-import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -33,8 +32,9 @@ from btlake_pipelines.defs.resources import LandingZoneResource
 from btlake_pipelines.errors import BtlakeError
 from btlake_pipelines.ingest.watch import WatchState, plan_tick
 from btlake_pipelines.landing.zone import MANIFEST, LandingZone
+from btlake_pipelines.settings import current
 
-INTERVAL_SECONDS = int(os.environ.get("BTLAKE_SENSOR_INTERVAL") or 15)
+INTERVAL_SECONDS = current().sensor_interval
 #: An ingestion run older than this no longer holds back the next batch (a worker that died
 #: without Dagster noticing must not stop ingestion forever).
 STALE_RUN = timedelta(hours=2)

@@ -1,22 +1,22 @@
 """Where an ingesting process is, written down for whoever watches it.
 
 A process that dies in native code leaves no traceback. The crash supervisor
-(:mod:`ingest.isolated`) gives its child a file (``BTLAKE_INGEST_BREADCRUMB``); before each
-commit the child writes there which table it is writing and for which bundles, so a crash's
-quarantine reason can name the table. Unset, a call costs one environment lookup.
+(:mod:`ingest.isolated`) gives its child a file (the ``breadcrumb`` setting,
+``BTLAKE_INGEST_BREADCRUMB``); before each commit the child writes there which table it is
+writing and for which bundles, so a crash's quarantine reason can name the table. Unset, a
+call costs one look at the settings.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
-ENV = "BTLAKE_INGEST_BREADCRUMB"
+from btlake_pipelines.settings import current
 
 
 def writing(table: str, bundles: list[str]) -> None:
     """Record that a commit of ``table`` holding ``bundles``' rows starts now."""
-    path = os.environ.get(ENV)
+    path = current().breadcrumb
     if not path:
         return
     doc = {"stage": "commit", "table": table, "bundles": bundles[:100]}

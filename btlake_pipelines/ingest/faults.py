@@ -17,7 +17,9 @@ A third, ``BTLAKE_FAULT_PAUSE=<folder>``, holds an ingest right after it claimed
 bundles (it creates ``<folder>/claimed`` and waits, at most a minute, for ``<folder>/go``), so
 a test can race another ingester against one that holds claims, across processes.
 
-Unset, a point costs one environment lookup.
+Both are fields of :class:`~btlake_pipelines.settings.Settings` (``fault_point``,
+``fault_pause``), so a test that sets the variable is seen at the next point; unset, a point
+costs one look at the settings.
 """
 
 from __future__ import annotations
@@ -25,16 +27,15 @@ from __future__ import annotations
 import os
 import signal
 
-ENV = "BTLAKE_FAULT_POINT"
-#: Set by the crash supervisor in the environment of the child it starts.
-SUPERVISED_ENV = "BTLAKE_SUPERVISED_BY"
+from btlake_pipelines.settings import current
+
 CRASH_ON = "crash_on:"
 _hits: dict[str, int] = {}
 
 
 def point(name: str) -> None:
     """Kill the ingest here if ``BTLAKE_FAULT_POINT`` names this point (and hit count)."""
-    wanted = os.environ.get(ENV)
+    wanted = current().fault_point
     if not wanted:
         return
     target, _, nth = wanted.partition("#")
@@ -42,15 +43,15 @@ def point(name: str) -> None:
         return
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] == int(nth or 1):
-        supervisor = os.environ.get(SUPERVISED_ENV)
-        if supervisor and supervisor.isdigit() and int(supervisor) == os.getppid():
-            os.kill(int(supervisor), signal.SIGKILL)
+        supervisor = current().supervised_by
+        if supervisor is not None and supervisor == os.getppid():
+            os.kill(supervisor, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def native_write(bundles: list[str]) -> None:
     """Die in native code if ``BTLAKE_FAULT_POINT`` is ``crash_on:<one of bundles>``."""
-    wanted = os.environ.get(ENV)
+    wanted = current().fault_point
     if not wanted or not wanted.startswith(CRASH_ON):
         return
     if wanted[len(CRASH_ON):] in bundles:
@@ -59,12 +60,9 @@ def native_write(bundles: list[str]) -> None:
         ctypes.string_at(0)  # a NULL read in C: SIGSEGV, no Python exception
 
 
-PAUSE_ENV = "BTLAKE_FAULT_PAUSE"
-
-
 def pause_after_claim() -> None:
     """Wait for the test's go-ahead if ``BTLAKE_FAULT_PAUSE`` names a folder."""
-    folder = os.environ.get(PAUSE_ENV)
+    folder = current().fault_pause
     if not folder:
         return
     import time

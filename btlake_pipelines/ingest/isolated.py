@@ -31,10 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from btlake_pipelines.errors import BtlakeError, BundleRefused
-from btlake_pipelines.ingest import breadcrumb, faults
+from btlake_pipelines.ingest import breadcrumb
 from btlake_pipelines.ingest.batch import BatchResult, quarantine_refused
 from btlake_pipelines.landing.zone import LandingZone
 from btlake_pipelines.metadata.ingest_log import BundleResult
+from btlake_pipelines.settings import current, environment_for_child
 
 Progress = Callable[[str, int, int], None]
 #: Crashes of one bundle after which it is quarantined instead of tried again.
@@ -91,8 +92,8 @@ def _run_child(lake: str, zone: LandingZone, names: list[str], progress: bool,
         job.write_text(json.dumps({"lake": lake, "landing": zone.uri, "names": names,
                                    "progress": progress, "listed": listed,
                                    "out": str(out)}))
-        env = {**os.environ, faults.SUPERVISED_ENV: str(os.getpid()),
-               breadcrumb.ENV: str(crumb)}
+        env = environment_for_child(current().with_(supervised_by=os.getpid(),
+                                                    breadcrumb=str(crumb)))
         proc = subprocess.run([sys.executable, "-m", "btlake_pipelines.ingest.isolated",
                                str(job)], env=env, stdin=subprocess.DEVNULL, check=False)
         if proc.returncode == 0 and out.exists():
@@ -135,8 +136,8 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    supervisor = os.environ.get(faults.SUPERVISED_ENV, "")
-    if supervisor.isdigit() and os.getppid() != int(supervisor):
+    supervisor = current().supervised_by
+    if supervisor is not None and os.getppid() != supervisor:
         os._exit(1)  # the supervisor died before prctl took effect
 
 

@@ -8,11 +8,13 @@ Layout (the contract's, unchanged)::
     s3://bucket/prefix/.claims/<run_id>               # btlake's lease while a batch handles it
 
 The boto3 client is given (in Dagster, ``dagster_aws``'s ``S3Resource``:
-``S3LandingZone(uri, client=s3.get_client())``) or built from the standard variables
-(``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``,
-``AWS_ENDPOINT_URL``; profiles and instance roles work too), which boto3 reads itself: btlake
-never passes a key. Every S3 failure is reported as :class:`S3AccessError` with a message that
-names the operation, the ``s3://`` location and S3's error code, scrubbed of any credential.
+``S3LandingZone(uri, client=s3.get_client())``) or the one
+:func:`~btlake_pipelines.storage.object_store.s3_client` builds from the settings' object store
+(the same credentials, region and endpoint as the lake's tables and files; with no key set,
+profiles and instance roles work too). Files are written, copied and downloaded by boto3's
+transfer manager: one request up to a size, parallel parts above it, an object visible only
+when whole. Every S3 failure is reported as :class:`S3AccessError` with a message that names
+the operation, the ``s3://`` location and S3's error code, scrubbed of any credential.
 
 Cursor (what the sensor uses so that a tick costs what is new, not what waits)
 ---------------------------------------------------------------------------
@@ -35,9 +37,6 @@ so even the sweep costs what is waiting, never what was ever landed.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import io
 import json
 import os
 import shutil
@@ -51,9 +50,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlparse
 
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
+from s3transfer.subscribers import BaseSubscriber
+
 from btlake_pipelines.errors import BtlakeError, redact
 from btlake_pipelines.landing.zone import MANIFEST, Entry, LandingZone, NewBundles
 from btlake_pipelines.settings import is_object_store
+from btlake_pipelines.storage.object_store import s3_client
 
 #: btlake's arrival index under the landing prefix; a name starting with "." is never a run id.
 ARRIVALS = ".arrivals"
@@ -64,10 +67,11 @@ _OWN = frozenset({ARRIVALS, CLAIMS})
 ARRIVAL_META = "btlake-arrival"
 _TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _TIME_LEN = len("20240101T000000.000000Z")
-#: Objects up to this size are copied with one CopyObject call; larger ones in parts.
-_SINGLE_COPY_LIMIT = 5 * 1024**3
-#: Files up to this size are written with one PutObject call; larger ones in parts.
-_SINGLE_PUT_LIMIT = 16 * 1024**2
+#: Files up to 16 MiB are written with one PutObject call; larger ones in parts.
+_UPLOAD = TransferConfig(multipart_threshold=16 * 1024**2)
+#: Objects up to 5 GiB (S3's limit for one call) are copied with one CopyObject call; larger
+#: ones in parts. The objects of a bundle are copied (or downloaded) in parallel.
+_COPY = TransferConfig(multipart_threshold=5 * 1024**3)
 _CURSOR_VERSION = 1
 #: S3's answers to a conditional request whose condition did not hold (or lost a race).
 _CONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
@@ -82,35 +86,6 @@ class S3AccessError(BtlakeError, OSError):
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def default_client():
-    """A boto3 S3 client from the standard AWS variables (endpoint and region included).
-
-    With a custom endpoint (MinIO, moto, Ceph, ...) requests use path-style addressing, which
-    every S3-compatible store understands and which needs no per-bucket DNS name. Clients are
-    shared while those variables stay the same (building one costs a few hundred ms)."""
-    settings = tuple(os.environ.get(v) for v in _CLIENT_VARS)
-    return _client_for(hashlib.sha256(repr(settings).encode()).hexdigest())
-
-
-_CLIENT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION",
-                "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-
-
-@functools.lru_cache(maxsize=4)
-def _client_for(settings_digest: str):
-    """The client for the current variables; ``settings_digest`` (of those variables) is only
-    the cache key, so no credential is kept as one."""
-    import boto3
-    from botocore.config import Config
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    config = Config(retries={"max_attempts": 5, "mode": "standard"},
-                    s3={"addressing_style": "path"} if endpoint else None)
-    return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint or None,
-                                          config=config)
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -138,7 +113,7 @@ class S3LandingZone(LandingZone):
     @property
     def client(self):
         if self._client is None:
-            self._client = default_client()
+            self._client = s3_client()
         return self._client
 
     def _key(self, *parts: str) -> str:
@@ -225,7 +200,8 @@ class S3LandingZone(LandingZone):
             yield fh
 
     def write_file(self, name: str, file_name: str, source: BinaryIO) -> None:
-        """One PUT (multipart for large files): an S3 object appears whole or not at all.
+        """One PUT (multipart for large files, completed only when whole): an S3 object
+        appears whole or not at all.
 
         Writing the manifest (the last file of a bundle) also records the bundle's arrival in
         the index the sensor's cursor reads."""
@@ -235,13 +211,8 @@ class S3LandingZone(LandingZone):
         if file_name == MANIFEST:
             arrival = self._arrival_key(name)
             extra["Metadata"] = {ARRIVAL_META: arrival}
-        head = source.read(_SINGLE_PUT_LIMIT)
-        if len(head) < _SINGLE_PUT_LIMIT:  # the usual case: one PutObject
-            self._call("PUT", key, self.client.put_object, Bucket=self.bucket, Key=key,
-                       Body=head, **extra)
-        else:  # large: multipart upload, completed (made visible) only when whole
-            self._call("PUT", key, self.client.upload_fileobj, _Prepend(head, source),
-                       self.bucket, key, ExtraArgs=extra or None)
+        self._call("PUT", key, self.client.upload_fileobj, source, self.bucket, key,
+                   ExtraArgs=extra or None, Config=_UPLOAD)
         if arrival is not None:
             self._call("PUT", arrival, self.client.put_object, Bucket=self.bucket,
                        Key=arrival, Body=b"")
@@ -423,15 +394,11 @@ class S3LandingZone(LandingZone):
 
     def _copy_to_s3(self, folder: str, objects: list[dict], target_uri: str) -> None:
         bucket, prefix = split_uri(target_uri)
-        for obj in objects:
-            rel = obj["Key"][len(folder):]
-            target = f"{prefix}/{rel}" if prefix else rel
-            source = {"Bucket": self.bucket, "Key": obj["Key"]}
-            if int(obj.get("Size", 0)) < _SINGLE_COPY_LIMIT:
-                self._call("COPY", obj["Key"], self.client.copy_object, CopySource=source,
-                           Bucket=bucket, Key=target)
-            else:
-                self._call("COPY", obj["Key"], self.client.copy, source, bucket, target)
+        with create_transfer_manager(self.client, _COPY) as manager:
+            self._wait("COPY", [(obj["Key"], manager.copy(
+                {"Bucket": self.bucket, "Key": obj["Key"]}, bucket,
+                f"{prefix}/{obj['Key'][len(folder):]}" if prefix else obj["Key"][len(folder):],
+                subscribers=_listed(obj, copy=True))) for obj in objects])
 
     def _copy_to_local(self, folder: str, objects: list[dict], target_uri: str) -> None:
         target = Path(target_uri)
@@ -439,36 +406,46 @@ class S3LandingZone(LandingZone):
         if partial.exists():
             shutil.rmtree(partial)  # left by a crash before the rename: btlake's own, redo
         partial.mkdir(parents=True)
+        downloads: list[tuple[str, Path, dict]] = []
         for obj in objects:
             rel = obj["Key"][len(folder):]
-            if not rel:
-                continue
-            path = partial / _safe_relative(rel)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._call("GET", obj["Key"], self.client.download_file, self.bucket, obj["Key"],
-                       str(path))
+            if rel:
+                path = partial / _safe_relative(rel)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                downloads.append((obj["Key"], path, obj))
+        with create_transfer_manager(self.client, _COPY) as manager:
+            self._wait("GET", [(key, manager.download(self.bucket, key, str(path),
+                                                      subscribers=_listed(obj)))
+                               for key, path, obj in downloads])
         os.replace(partial, target)
 
+    def _wait(self, action: str, transfers: list[tuple[str, Any]]) -> None:
+        """Wait for every transfer; the first failure is raised (the transfer manager
+        cancels the others as the ``with`` block ends)."""
+        for key, future in transfers:
+            self._call(action, key, future.result)
 
-class _Prepend(io.RawIOBase):
-    """``head`` followed by the rest of ``tail``, as one readable stream."""
 
-    def __init__(self, head: bytes, tail: BinaryIO) -> None:
-        self._head = memoryview(head)
-        self._tail = tail
+class _Listed(BaseSubscriber):
+    """Gives the transfer manager an object's size and ETag from the listing, which spares
+    the HEAD it would otherwise make before each copy or download (a download then asks for
+    that very version: ``If-Match``)."""
 
-    def readable(self) -> bool:
-        return True
+    def __init__(self, obj: dict) -> None:
+        self._size = int(obj.get("Size", 0))
+        self._etag = obj.get("ETag")
 
-    def readinto(self, buffer) -> int:
-        if self._head.nbytes:
-            n = min(len(buffer), self._head.nbytes)
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._tail.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
+    def on_queued(self, future: Any, **kwargs: Any) -> None:
+        future.meta.provide_transfer_size(self._size)
+        future.meta.provide_object_etag(self._etag)
+
+
+def _listed(obj: dict, *, copy: bool = False) -> list[BaseSubscriber]:
+    """The subscribers of one transfer; none for a multipart copy, whose HEAD of the source
+    carries the object's metadata over (one CopyObject does that by itself)."""
+    if copy and int(obj.get("Size", 0)) >= _COPY.multipart_threshold:
+        return []
+    return [_Listed(obj)]
 
 
 def _safe_relative(rel: str) -> Path:

@@ -1,7 +1,8 @@
 """Plain files under the lake root (archive, quarantine), local or on an object store.
 
-pyarrow's file systems give one API for both, configured from the same standard AWS variables
-the Delta tables use.
+pyarrow's file systems give one API for both; on S3 it is configured from the same
+:class:`~btlake_pipelines.settings.ObjectStore` as the Delta tables and the landing zone
+(:mod:`btlake_pipelines.storage.object_store`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from btlake_pipelines.settings import is_object_store
+from btlake_pipelines.storage.object_store import s3_filesystem
 
 
 def filesystem(uri: str):
@@ -23,17 +25,7 @@ def filesystem(uri: str):
     parsed = urlparse(uri)
     if parsed.scheme not in ("s3", "s3a"):
         raise ValueError(f"unsupported object store scheme '{parsed.scheme}' (use s3://)")
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    kwargs: dict = {"region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-                    or "us-east-1"}
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
-    if os.environ.get("AWS_ACCESS_KEY_ID"):
-        kwargs.update(access_key=os.environ["AWS_ACCESS_KEY_ID"],
-                      secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-                      session_token=os.environ.get("AWS_SESSION_TOKEN"))
-    return fs.S3FileSystem(**kwargs), f"{parsed.netloc}{parsed.path}".rstrip("/")
+    return s3_filesystem(), f"{parsed.netloc}{parsed.path}".rstrip("/")
 
 
 def join(uri: str, *parts: str) -> str:

@@ -12,6 +12,7 @@ from btlake_pipelines import publish
 from btlake_pipelines.ingest.batch import ingest
 from btlake_pipelines.landing import open_landing
 from btlake_pipelines.landing import s3 as s3_landing
+from btlake_pipelines.storage.object_store import s3_client
 
 from .conftest import S3Lake
 from .helpers import backtest
@@ -38,7 +39,7 @@ def test_landing_sensor_on_s3_reads_only_what_is_new(s3: S3Lake, tmp_path: Path,
         publish(backtest(src, name, 2))
     monkeypatch.setattr(s3_landing, "_utcnow", REAL_CLOCK)
 
-    calls = Calls(s3_landing.default_client())  # the client every zone of this env shares
+    calls = Calls(s3_client())  # the client every zone of this env shares
     try:
         with DagsterInstance.ephemeral() as instance:
             def tick(cursor: str | None) -> SensorResult:
