@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from btlake_pipelines.app.lake import Lake
 from btlake_pipelines.demo import write_demo_bundles
 from btlake_pipelines.interfaces.http import create_app
-from btlake_pipelines.app.lake import Lake
 
 try:  # tests/ as a package or as plain rootdir folders
     from .http_helpers import DEMO_RUNS, TestClient, client_for

@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from btlake_pipelines.interfaces.http.insights import downsample
 from btlake_pipelines.app.lake import Lake
+from btlake_pipelines.versions.equity_curve import downsample
 
 try:
     from .http_helpers import DEMO_RUNS
@@ -122,7 +122,10 @@ def test_history_and_compare(demo_client, demo_lake):
     lookback = many["params"]["lookback"]
     assert lookback["values"][a] == runs[0]["params"]["lookback"]
     assert lookback["differs"] == (len({r["params"]["lookback"] for r in runs[:3]}) > 1)
-    assert many["summary"][b]["equity"]["rows"] > 0
+    assert many["summary"]["equity.rows"]["values"][b] > 0
+    # the metadata fields are those of the two-run compare, served from one place
+    assert list(many["metadata"]) == list(doc["metadata"]["a"])
+    assert many["metadata"]["strategy_id"]["values"][a] == runs[0]["strategy_id"]
 
 
 def test_health_shows_the_lake_and_never_credentials(demo_client, demo_lake):

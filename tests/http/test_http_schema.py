@@ -22,9 +22,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from btlake_pipelines.app.lake import Lake
 from btlake_pipelines.demo import write_demo_bundles
 from btlake_pipelines.interfaces.http import create_app
-from btlake_pipelines.app.lake import Lake
 
 WRITE, READ = "schema-write-token", "schema-read-token"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

@@ -12,9 +12,9 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from btlake_pipelines.app.lake import Lake
 from btlake_pipelines.demo import write_bundle
 from btlake_pipelines.interfaces.http import create_app
-from btlake_pipelines.app.lake import Lake
 
 try:
     from .http_helpers import client_for, make_bundle, ns_trades, upload

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from btlake_pipelines.interfaces.http import errors
-from btlake_pipelines.interfaces.http.dependencies import ApiSettings, ServerState
+from btlake_pipelines.interfaces.http.dependencies import ServerState
 from btlake_pipelines.interfaces.http.models import ErrorBody, TableRows
 from btlake_pipelines.interfaces.http.routers import (
     bundles,
@@ -20,7 +20,7 @@ from btlake_pipelines.interfaces.http.routers import (
     runs,
     tables,
 )
-from btlake_pipelines.app.lake import Lake
+from btlake_pipelines.settings import Settings, current
 
 API_PREFIX = "/api/v1"
 
@@ -34,24 +34,23 @@ the write token (`/api/v1/health` stays open). The lake browser is at `/`.
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorBody, "description": "A caller mistake: what to fix is in `error`. "
-            "401 no token, 403 wrong token, 404 unknown run/table/version, 410 vacuumed "
-            "version, 400 anything else."},
+            "401 no token, 403 wrong token, 404 unknown run/table/version, 409 bundle "
+            "still waiting, 410 vacuumed version, 400 anything else."},
 }
 
 
 def create_app(lake_uri: str | None = None, landing_uri: str | None = None, *,
-               max_upload_mb: float | None = None,
+               settings: Settings | None = None, max_upload_mb: float | None = None,
                json_row_limit: int | None = None) -> FastAPI:
-    """The application over one lake (``lake_uri`` / ``landing_uri`` as ``--lake`` and
-    ``--landing``; None: the environment or the defaults). Tokens and limits come from the
-    environment (see :mod:`.dependencies`), read once, here."""
-    settings = ApiSettings.from_env(lake_uri, landing_uri, max_upload_mb=max_upload_mb,
-                                    json_row_limit=json_row_limit)
+    """The application over one lake. ``settings``: everything the server reads (default:
+    :func:`btlake_pipelines.settings.current`, read here, once); ``lake_uri`` / ``landing_uri``
+    override its locations as ``--lake`` and ``--landing`` do, ``max_upload_mb`` and
+    ``json_row_limit`` its limits."""
+    settings = (settings or current()).with_(lake=lake_uri, landing=landing_uri)
     app = FastAPI(title="btlake", version=_version(), description=DESCRIPTION,
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
-    app.state.btlake = ServerState(
-        settings=settings, lake=Lake(settings.lake_uri),
-        scrubber=errors.Scrubber(settings.lake_uri, settings.landing_uri, settings.upload_dir))
+    app.state.btlake = ServerState.create(settings, max_upload_mb=max_upload_mb,
+                                          json_rows=json_row_limit)
     app.state.templates = Jinja2Templates(directory=str(pages.TEMPLATES))
     app.state.asset_version = _version()
     errors.install(app)

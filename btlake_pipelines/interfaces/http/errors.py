@@ -1,11 +1,14 @@
 """The one place that turns an error into an HTTP answer.
 
 Every answer to a caller's mistake is JSON ``{"error": "<what to fix>", "detail": ...}`` with a
-4xx status: btlake's own errors carry their status (:attr:`BtlakeError.http_status`), request
-validation failures (a query parameter of the wrong type, say) answer 400, unknown paths 404.
-An unexpected failure answers 500 with a short id and nothing else; the traceback goes to the
-server log only. Messages never carry a server path: known roots (lake, landing, upload and
-temporary folders, the home folder) are scrubbed from every message before it leaves.
+4xx status. btlake's errors get their status here, by class (:data:`STATUS`), and their text as
+the core wrote it: a core error about one input names it by its neutral name (``run_id``,
+``as_of``, ``where``), which is also the query parameter's name, and ``detail.param`` carries
+that name for programs. Request validation failures (a query parameter of the wrong type, say)
+answer 400, unknown paths 404. An unexpected failure answers 500 with a short id and nothing
+else; the traceback goes to the server log only. Messages never carry a server path: known
+roots (lake, landing, upload and temporary folders, the home folder) are scrubbed from every
+message before it leaves.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import html
 import logging
 import os
-import re
 import tempfile
 import uuid
 from typing import Any
@@ -23,19 +25,31 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from btlake_pipelines.app.publish import BundleWaiting
 from btlake_pipelines.errors import (
     BtlakeError,
     BundleRefused,
     NotFoundError,
     RetentionError,
+    is_store_failure,
     redact,
 )
 
 log = logging.getLogger("btlake.http")
 
+#: btlake's errors by HTTP status, most specific first; any other BtlakeError is a 400.
+STATUS: tuple[tuple[type[BtlakeError], int, str], ...] = (
+    (NotFoundError, 404, "not_found"),
+    (RetentionError, 410, "gone"),
+    (BundleWaiting, 409, "conflict"),
+    (BundleRefused, 400, "bundle_refused"),
+)
+#: The storage service failed (S3 unreachable, credentials refused): not the caller's doing.
+STORE_FAILURE = (502, "store_failure")
+
 
 class ApiError(Exception):
-    """An HTTP-level refusal (auth, upload framing, limits) with its status and message."""
+    """An HTTP-level refusal (tokens, upload framing, limits) with its status and message."""
 
     def __init__(self, status: int, message: str, detail: Any = None, *,
                  headers: dict[str, str] | None = None) -> None:
@@ -46,14 +60,13 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_body(message: str, detail: Any = None) -> dict[str, Any]:
-    return {"error": message, "detail": detail}
-
-
 class Scrubber:
-    """Removes server paths from text that is about to be sent to a caller."""
+    """Removes server paths and this server's tokens from text that is about to be sent to a
+    caller (beyond :func:`~btlake_pipelines.errors.redact`, which knows the settings in force,
+    not those an application was created with)."""
 
-    def __init__(self, *roots: str | None) -> None:
+    def __init__(self, *roots: str | None, secrets: tuple[str | None, ...] = ()) -> None:
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
         found = {tempfile.gettempdir(), os.path.expanduser("~"), os.getcwd()}
         found |= {r for r in roots if r}
         resolved = set()
@@ -68,6 +81,8 @@ class Scrubber:
     def __call__(self, value: Any) -> Any:
         if isinstance(value, str):
             value = redact(value)
+            for secret in self.secrets:
+                value = value.replace(secret, "***")
             for root in self.roots:
                 if root in value:
                     value = value.replace(root, "…")
@@ -79,38 +94,31 @@ class Scrubber:
         return value
 
 
-def _scrub(request: Request, value: Any) -> Any:
-    state = getattr(request.app.state, "btlake", None)
-    scrubber = getattr(state, "scrubber", None) or Scrubber()
-    return scrubber(value)
-
-
-#: Core messages name CLI options; over HTTP the same things are query parameters.
-_OPTION_NAMES = re.compile(r"--(where|run-id|strategy|market|symbol|start|end|columns|as-of|"
-                           r"since|until|order-by|limit)\b")
-
-
-def http_wording(message: str) -> str:
-    return _OPTION_NAMES.sub(lambda m: m.group(1).replace("-", "_"), message)
-
-
-_KINDS = {NotFoundError: "not_found", RetentionError: "gone", BundleRefused: "bundle_refused"}
+def status_of(exc: BtlakeError) -> tuple[int, str]:
+    """The HTTP status of a btlake error and the ``detail.type`` that names it."""
+    if is_store_failure(exc):
+        return STORE_FAILURE
+    return next(((status, kind) for cls, status, kind in STATUS if isinstance(exc, cls)),
+                (400, "bad_request"))
 
 
 def _json(request: Request, status: int, message: str, detail: Any = None,
           headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(_scrub(request, error_body(message, detail)), status_code=status,
+    state = getattr(request.app.state, "btlake", None)
+    scrub = getattr(state, "scrubber", None) or Scrubber()
+    return JSONResponse(scrub({"error": message, "detail": detail}), status_code=status,
                         headers=headers)
 
 
 async def _btlake_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BtlakeError)
-    status = getattr(exc, "http_status", 400)
-    kind = next((k for t, k in _KINDS.items() if isinstance(exc, t)), "bad_request")
+    status, kind = status_of(exc)
     detail: dict[str, Any] = {"type": kind}
+    if exc.param is not None:
+        detail["param"] = exc.param
     if isinstance(exc, BundleRefused):
         detail["reason"] = exc.reason()
-    return _json(request, status, http_wording(str(exc)), detail)
+    return _json(request, status, str(exc), detail)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -146,8 +154,8 @@ async def _http_error(request: Request, exc: Exception) -> Any:
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     incident = uuid.uuid4().hex[:12]
     log.exception("unexpected error %s on %s %s", incident, request.method, request.url.path)
-    return JSONResponse(error_body("internal error; the server log has the details",
-                                   {"incident": incident}), status_code=500)
+    return JSONResponse({"error": "internal error; the server log has the details",
+                         "detail": {"incident": incident}}, status_code=500)
 
 
 def _wants_html(request: Request) -> bool:

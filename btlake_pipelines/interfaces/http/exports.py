@@ -1,25 +1,23 @@
-"""Table downloads that stream: Parquet, Arrow IPC stream and CSV are encoded batch by batch.
+"""Encoding a table slice for a download: Parquet, Arrow IPC stream and CSV batch by batch from
+``Lake.scan``'s record batches (the server holds about one batch), JSON as capped rows.
 
-:func:`open_slice` runs the same scan as ``Lake.read`` (``query.read.scan_slice``) with polars'
-batched collection, restores exact nanosecond timestamps per batch (``join_nanos``) and pulls
-the first batch before the response starts, so a failing read is still a proper JSON error.
-After that, each batch is encoded and sent; the server holds about one batch at a time.
+The encoders are pyarrow's writers over a sink that hands out what was written since the last
+batch, so each batch becomes one chunk of the streamed answer.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pydantic_core
 
-from btlake_pipelines.bundles.timestamps import join_nanos
-from btlake_pipelines.query.search import jsonable
+from btlake_pipelines.interfaces.http.models import TableRows
 
-BATCH_ROWS = 65_536
 MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
     "arrow": "application/vnd.apache.arrow.stream",
@@ -27,40 +25,6 @@ MEDIA_TYPES = {
     "json": "application/json",
 }
 EXTENSIONS = {"parquet": "parquet", "arrow": "arrows", "csv": "csv", "json": "json"}
-_COMPAT = pl.CompatLevel.oldest()  # large_string / large_list: readable by any Arrow reader
-
-
-@dataclass
-class Slice:
-    schema: pa.Schema
-    first: pa.Table | None
-    rest: Iterator[pl.DataFrame]
-
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        if self.first is not None:
-            yield from self.first.to_batches()
-        for frame in self.rest:
-            table = _arrow(frame)
-            if table.schema != self.schema:
-                table = table.cast(self.schema)
-            yield from table.to_batches()
-
-
-def _arrow(frame: pl.DataFrame) -> pa.Table:
-    return join_nanos(frame.to_arrow(compat_level=_COMPAT))
-
-
-def open_slice(lazy: pl.LazyFrame) -> Slice:
-    """Start a batched read of ``lazy``; errors of the first batch raise here."""
-    schema = _arrow(pl.DataFrame(schema=lazy.collect_schema())).schema
-    batches = iter(lazy.collect_batches(chunk_size=BATCH_ROWS, lazy=True))
-    first_frame = next(batches, None)
-    first = None
-    if first_frame is not None:
-        first = _arrow(first_frame)
-        if first.schema != schema:
-            first = first.cast(schema)
-    return Slice(schema, first, batches)
 
 
 class _Chunks:
@@ -95,34 +59,24 @@ class _Chunks:
         return out
 
 
-def stream(slice_: Slice, fmt: str) -> Iterator[bytes]:
-    """The encoded bytes of ``slice_`` in ``fmt`` (parquet, arrow or csv), chunk by chunk."""
+def stream(reader: pa.RecordBatchReader, fmt: str) -> Iterator[bytes]:
+    """The slice in ``fmt`` (parquet, arrow or csv), one chunk per batch."""
     sink = _Chunks()
+    schema = reader.schema
+    writer: Any
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        writer: Any = pq.ParquetWriter(sink, slice_.schema, compression="zstd")
-        for batch in slice_.batches():
-            writer.write_batch(batch)
-            yield sink.take()
-        writer.close()
+        writer = pq.ParquetWriter(sink, schema, compression="zstd")
     elif fmt == "arrow":
-        writer = pa.ipc.new_stream(sink, slice_.schema)
-        for batch in slice_.batches():
-            writer.write_batch(batch)
-            yield sink.take()
-        writer.close()
+        writer = pa.ipc.new_stream(sink, schema)
     elif fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        csv_schema = _csv_schema(slice_.schema)
-        writer = pacsv.CSVWriter(sink, csv_schema)
-        for batch in slice_.batches():
-            writer.write_batch(_csv_batch(batch, csv_schema))
-            yield sink.take()
-        writer.close()
+        schema = _csv_schema(schema)
+        writer = pacsv.CSVWriter(sink, schema)
     else:  # pragma: no cover - the route only passes the three formats above
         raise ValueError(fmt)
+    for batch in reader:
+        writer.write_batch(_csv_batch(batch, schema) if fmt == "csv" else batch)
+        yield sink.take()
+    writer.close()
     yield sink.take()
 
 
@@ -144,18 +98,21 @@ def _csv_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     for i, f in enumerate(batch.schema):
         column = batch.column(i)
         if _nested(f.type):
-            column = pa.array([None if v is None else json.dumps(jsonable(v), default=str)
+            column = pa.array([None if v is None else _json_text(v)
                                for v in column.to_pylist()], pa.large_string())
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def json_rows(lazy: pl.LazyFrame, limit: int) -> tuple[list[str], list[dict[str, Any]], bool]:
-    """At most ``limit`` rows as JSON-ready objects (timestamps as ISO-8601 text, exact to the
-    nanosecond), and whether more rows matched."""
-    table = join_nanos(lazy.head(limit + 1).collect().to_arrow(compat_level=_COMPAT))
-    truncated = table.num_rows > limit
-    frame = pl.from_arrow(table.slice(0, limit))
+def _json_text(value: Any) -> str:
+    return pydantic_core.to_json(value, inf_nan_mode="null").decode()
+
+
+def json_rows(table: str, reader: pa.RecordBatchReader, limit: int) -> TableRows:
+    """At most ``limit`` rows of ``reader`` (which may hold one more, to tell whether more
+    matched) as objects, timestamps as ISO-8601 text exact to the nanosecond."""
+    data = reader.read_all()
+    frame = pl.from_arrow(data.slice(0, limit))
     assert isinstance(frame, pl.DataFrame)
     texts = []
     for name, dtype in frame.schema.items():
@@ -167,4 +124,6 @@ def json_rows(lazy: pl.LazyFrame, limit: int) -> tuple[list[str], list[dict[str,
                 "Z" if dtype.time_zone else "")))
     if texts:
         frame = frame.with_columns(texts)
-    return frame.columns, [jsonable(r) for r in frame.iter_rows(named=True)], truncated
+    rows = frame.to_dicts()
+    return TableRows(table=table, columns=frame.columns, rows=rows, row_count=len(rows),
+                     limit=limit, truncated=data.num_rows > limit)

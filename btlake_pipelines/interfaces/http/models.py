@@ -6,6 +6,7 @@ models name the fields every run has and allow more (``extra="allow"``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -105,23 +106,27 @@ class Comparison(BaseModel):
 
 class ManyValues(BaseModel):
     values: dict[str, Any] = Field(description="run id -> value (null when the run lacks it)")
-    differs: bool
+    differs: bool = Field(description="Not all runs have the same value.")
 
 
 class ManyComparison(BaseModel):
+    """Every section as name -> values by run, so a client renders them all alike."""
+
     runs: list[str]
-    metadata: dict[str, dict[str, Any]]
+    metadata: dict[str, ManyValues] = Field(description="The fields of `/compare`'s metadata.")
     params: dict[str, ManyValues]
     metrics: dict[str, ManyValues]
-    summary: dict[str, dict[str, Any]] = Field(description="run id -> trades/equity summary")
+    summary: dict[str, ManyValues] = Field(
+        description="Trade and equity summaries, named trades.NAME and equity.NAME.")
 
 
 class EquityCurve(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     run_id: str
     total_points: int = Field(description="Rows of the run's equity table.")
     points: int = Field(description="Points returned (after downsampling).")
     downsampled: bool
-    ts: list[str]
+    ts: list[datetime]
     equity: list[float | None]
     drawdown: list[float | None] = Field(description="equity / running peak - 1 (<= 0).")
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,10 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from btlake_pipelines.interfaces.http import uploads
 from btlake_pipelines.interfaces.http.dependencies import ServerState, State, require_write
-from btlake_pipelines.interfaces.http.errors import ApiError
 from btlake_pipelines.interfaces.http.models import BundleAccepted, BundleResult, ErrorBody
-from btlake_pipelines.interfaces.publish import publish
-from btlake_pipelines.landing.zone import open_landing
 
 router = APIRouter(prefix="/bundles", tags=["bundles"], dependencies=[Depends(require_write)])
 
@@ -55,7 +49,7 @@ _UPLOAD_BODY = {
     responses={
         200: {"model": BundleResult, "description": "Ingested, unchanged or replaced."},
         409: {"model": ErrorBody, "description": "A bundle of this run id is still waiting "
-              "in landing (use replace=true to overwrite it)."},
+              "in landing (its manifest is there; use replace=true to overwrite it)."},
         413: {"model": ErrorBody, "description": "The upload is larger than the limit."},
         415: {"model": ErrorBody, "description": "Not multipart/form-data."},
         422: {"model": BundleResult, "description": "Quarantined: the bundle breaks the "
@@ -70,38 +64,30 @@ async def upload_bundle(
         description="'now': ingest before answering")] = None,
     replace: Annotated[bool, Query(
         description="overwrite a bundle of the same run id still waiting in landing")] = False,
-) -> JSONResponse:
-    staging = Path(tempfile.mkdtemp(prefix="btlake-upload-", dir=state.settings.upload_dir))
+) -> BundleAccepted | JSONResponse:
+    upload = await uploads.receive(request, state.max_upload_bytes, state.settings.upload_dir)
     try:
-        received = await uploads.receive(request, staging, state.settings.max_upload_bytes)
-        folder = uploads.stage_bundle(staging, received)
-        await run_in_threadpool(_publish, state, folder, received.run_id, replace)
+        files = {name: part.file for name, part in upload.files.items()}
+        run_id = await run_in_threadpool(state.lake.publish_upload, upload.manifest, files,
+                                         replace=replace)
     finally:
-        await run_in_threadpool(shutil.rmtree, staging, True)
+        await upload.close()
     if ingest != "now":
-        return JSONResponse({"run_id": received.run_id, "status": "published",
-                             "message": "published to landing; the sensor will ingest it"},
-                            status_code=202)
-    return await run_in_threadpool(_ingest, state, received.run_id)
-
-
-def _publish(state: ServerState, folder: Path, run_id: str, replace: bool) -> None:
-    zone = open_landing(state.settings.landing_uri)
-    if not replace and run_id in zone.bundle_names():
-        raise ApiError(409, f"bundle {run_id!r} is already waiting in landing; wait for it to be "
-                       "ingested or upload with replace=true")
-    publish(folder, state.settings.landing_uri, replace=replace)
+        return BundleAccepted(run_id=run_id, status="published",
+                              message="published to landing; the sensor will ingest it")
+    return await run_in_threadpool(_ingest, state, run_id)
 
 
 def _ingest(state: ServerState, run_id: str) -> JSONResponse:
     with state.ingest_lock:
-        batch = state.lake.ingest(state.settings.landing_uri, names=[run_id])
+        batch = state.lake.ingest(names=[run_id])
     if not batch.results:
         # another ingester (the sensor) took the bundle between publish and ingest
-        return JSONResponse({"run_id": run_id, "status": "published",
-                             "message": "published; another ingester picked it up first"},
-                            status_code=202)
+        accepted = BundleAccepted(run_id=run_id, status="published",
+                                  message="published; another ingester picked it up first")
+        return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
     result = batch.results[0]
-    body = state.scrubber(result.to_json())
-    body["run_id"] = body.get("run_id") or run_id  # a refused bundle has no parsed run id
-    return JSONResponse(body, status_code=422 if result.status == "quarantined" else 200)
+    body = BundleResult.model_validate(state.scrubber(result.to_json()))
+    body.run_id = body.run_id or run_id  # a refused bundle has no parsed run id
+    return JSONResponse(body.model_dump(mode="json"),
+                        status_code=422 if body.status == "quarantined" else 200)

@@ -3,15 +3,12 @@ runs side by side for the browser (extension)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
 
-from btlake_pipelines.interfaces.http import insights
 from btlake_pipelines.interfaces.http.dependencies import LakeDep, require_read
 from btlake_pipelines.interfaces.http.models import Comparison, ManyComparison
-from btlake_pipelines.query.search import jsonable
 
 router = APIRouter(prefix="/compare", tags=["compare"], dependencies=[Depends(require_read)])
 
@@ -19,13 +16,13 @@ router = APIRouter(prefix="/compare", tags=["compare"], dependencies=[Depends(re
 @router.get("", response_model=Comparison, summary="Compare two runs")
 def compare(lake: LakeDep,
             a: Annotated[str, Query(description="first run id")],
-            b: Annotated[str, Query(description="second run id")]) -> JSONResponse:
-    return JSONResponse(jsonable(lake.compare(a, b)))
+            b: Annotated[str, Query(description="second run id")]) -> dict[str, Any]:
+    return lake.compare(a, b)
 
 
 @router.get("/runs", response_model=ManyComparison,
             summary="(extension) Compare two or more runs side by side")
 def compare_many(lake: LakeDep,
                  run: Annotated[list[str], Query(description=(
-                     f"run id, repeated 2 to {insights.MAX_COMPARE} times"))]) -> JSONResponse:
-    return JSONResponse(jsonable(insights.compare_many(lake.catalog, run)))
+                     "run id, repeated once per run (two or more)"))]) -> dict[str, Any]:
+    return lake.compare_many(run)

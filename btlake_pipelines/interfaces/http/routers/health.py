@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 
-from btlake_pipelines.interfaces.http.dependencies import SettingsDep
+from btlake_pipelines.interfaces.http.dependencies import State
 from btlake_pipelines.interfaces.http.models import Health
 
 router = APIRouter(tags=["health"])
@@ -26,16 +26,11 @@ def public_uri(uri: str) -> str:
 
 
 @router.get("/health", response_model=Health, summary="Liveness and the lake URI served")
-def health(settings: SettingsDep) -> JSONResponse:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        release = version("btlake")
-    except PackageNotFoundError:  # pragma: no cover - running from a plain checkout
-        release = "unknown"
-    return JSONResponse({
-        "status": "ok", "lake": public_uri(settings.lake_uri),
-        "landing": public_uri(settings.landing_uri), "version": release,
-        "auth": {"write_token": settings.write_token is not None,
-                 "read_token": settings.read_token is not None},
-    })
+def health(request: Request, state: State) -> dict[str, Any]:
+    settings = state.settings
+    return {
+        "status": "ok", "lake": public_uri(settings.lake),
+        "landing": public_uri(settings.landing), "version": request.app.version,
+        "auth": {"write_token": settings.api_token is not None,
+                 "read_token": settings.api_read_token is not None},
+    }

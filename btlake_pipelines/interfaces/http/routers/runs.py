@@ -3,12 +3,10 @@ extensions: a run's equity curve (downsampled) and the difference between two of
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
 
-from btlake_pipelines.interfaces.http import insights
 from btlake_pipelines.interfaces.http.dependencies import LakeDep, require_read
 from btlake_pipelines.interfaces.http.models import (
     EquityCurve,
@@ -17,7 +15,6 @@ from btlake_pipelines.interfaces.http.models import (
     RunVersions,
     VersionDiff,
 )
-from btlake_pipelines.query.search import jsonable, runs_to_records
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(require_read)])
 
@@ -43,23 +40,22 @@ def search_runs(
     desc: Annotated[bool, Query(description="sort descending")] = False,
     limit: Annotated[int, Query(ge=0, le=MAX_LIMIT, description="runs to return")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_INT, description="runs to skip")] = 0,
-) -> JSONResponse:
-    frame, total = lake.search(strategy=strategy, market=market or None, since=since,
-                               until=until, where=where, order_by=order_by, desc=desc,
-                               limit=limit, offset=offset)
-    return JSONResponse({"runs": runs_to_records(frame), "total": total, "limit": limit,
-                         "offset": offset})
+) -> dict[str, Any]:
+    found = lake.find_runs(strategy=strategy, market=market or None, since=since, until=until,
+                           where=where, order_by=order_by, desc=desc, limit=limit,
+                           offset=offset)
+    return {"runs": found.records(), "total": found.total, "limit": limit, "offset": offset}
 
 
 @router.get("/{run_id}", response_model=RunSnapshot, summary="One run's metadata snapshot")
-def get_run(lake: LakeDep, run_id: RunId) -> JSONResponse:
-    return JSONResponse(lake.run(run_id))
+def get_run(lake: LakeDep, run_id: RunId) -> dict[str, Any]:
+    return lake.run(run_id)
 
 
 @router.get("/{run_id}/versions", response_model=RunVersions,
             summary="Every version of a run time travel can still reach, newest first")
-def get_run_versions(lake: LakeDep, run_id: RunId) -> JSONResponse:
-    return JSONResponse({"run_id": run_id, "versions": jsonable(lake.run_versions(run_id))})
+def get_run_versions(lake: LakeDep, run_id: RunId) -> dict[str, Any]:
+    return {"run_id": run_id, "versions": lake.run_versions(run_id)}
 
 
 @router.get("/{run_id}/equity", response_model=EquityCurve,
@@ -67,8 +63,8 @@ def get_run_versions(lake: LakeDep, run_id: RunId) -> JSONResponse:
 def get_equity(lake: LakeDep, run_id: RunId,
                points: Annotated[int, Query(ge=10, le=200_000, description=(
                    "about how many points to return; longer curves keep each bucket's "
-                   "min, max and deepest drawdown"))] = 2000) -> JSONResponse:
-    return JSONResponse(insights.equity_curve(lake.catalog, run_id, points))
+                   "min, max and deepest drawdown"))] = 2000) -> Any:
+    return lake.equity_curve(run_id, points)
 
 
 @router.get("/{run_id}/diff", response_model=VersionDiff,
@@ -80,5 +76,5 @@ def get_version_diff(
         "one before b"))] = None,
     b: Annotated[int | None, Query(ge=0, le=MAX_INT, description=(
         "newer version; default: the current one"))] = None,
-) -> JSONResponse:
-    return JSONResponse(jsonable(insights.version_diff(lake.catalog, run_id, a, b)))
+) -> dict[str, Any]:
+    return lake.run_diff(run_id, a, b)

@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
-from btlake_pipelines.contract.run_ids import is_valid_run_id
-from btlake_pipelines.contract.tables import ALL_TABLES
+from btlake_pipelines.app.lake import Lake
 from btlake_pipelines.interfaces.http import exports
-from btlake_pipelines.interfaces.http.dependencies import LakeDep, SettingsDep, require_read
-from btlake_pipelines.interfaces.http.models import TableHistory, TableRows
-from btlake_pipelines.query.read import scan_read
-from btlake_pipelines.query.search import jsonable
+from btlake_pipelines.interfaces.http.dependencies import LakeDep, State, require_read
+from btlake_pipelines.interfaces.http.models import TableHistory
 
 router = APIRouter(prefix="/tables", tags=["tables"], dependencies=[Depends(require_read)])
 
-TableName = Annotated[str, Path(description=f"one of: {', '.join(ALL_TABLES)}",
-                                json_schema_extra={"enum": list(ALL_TABLES)})]
+TABLES = Lake.table_names()
+TableName = Annotated[str, Path(description=f"one of: {', '.join(TABLES)}",
+                                json_schema_extra={"enum": list(TABLES)})]
 
-_DOWNLOAD_RESPONSES = {
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The slice: Parquet (default), Arrow IPC stream, CSV, or JSON rows "
                        "(capped; see `truncated`).",
         "content": {
-            "application/vnd.apache.parquet": {"schema": {"type": "string",
-                                                          "format": "binary"}},
-            "application/vnd.apache.arrow.stream": {"schema": {"type": "string",
-                                                               "format": "binary"}},
+            exports.MEDIA_TYPES["parquet"]: _BINARY,
+            exports.MEDIA_TYPES["arrow"]: _BINARY,
             "text/csv": {"schema": {"type": "string"}},
             "application/json": {"schema": {"$ref": "#/components/schemas/TableRows"}},
         },
@@ -50,7 +48,7 @@ _DOWNLOAD_RESPONSES = {
 )
 def download_table(
     lake: LakeDep,
-    settings: SettingsDep,
+    state: State,
     table: TableName,
     run_id: Annotated[list[str] | None, Query(description="repeatable")] = None,
     strategy: Annotated[str | None, Query(description="strategy id glob")] = None,
@@ -66,29 +64,23 @@ def download_table(
     limit: Annotated[int | None, Query(ge=0, le=2**62, description=(
         "format=json only: rows to return (at most the server's cap)"))] = None,
 ) -> Response:
-    lazy = scan_read(lake.catalog, table, run_id=run_id or None, strategy=strategy,
-                     market=market or None, symbol=symbol or None, start=start, end=end,
-                     columns=columns, as_of=as_of)
-    single = run_id[0] if run_id and len(run_id) == 1 else None
-    name = f"{single}.{table}" if single and is_valid_run_id(single) else table
+    filters = {"run_id": run_id or None, "strategy": strategy, "market": market or None,
+               "symbol": symbol or None, "start": start, "end": end, "columns": columns,
+               "as_of": as_of}
     if format == "json":
-        cap = min(limit if limit is not None else settings.json_row_limit,
-                  settings.json_row_limit)
-        names, rows, truncated = exports.json_rows(lazy, cap)
-        return JSONResponse({"table": table, "columns": names, "rows": rows,
-                             "row_count": len(rows), "limit": cap, "truncated": truncated},
-                            headers={"X-Btlake-Truncated": str(truncated).lower()})
-    opened = exports.open_slice(lazy)
-    filename = f"{name}.{exports.EXTENSIONS[format]}"
+        cap = min(limit if limit is not None else state.json_rows, state.json_rows)
+        rows = exports.json_rows(table, lake.scan(table, limit=cap + 1, **filters), cap)
+        return Response(rows.model_dump_json(), media_type="application/json",
+                        headers={"X-Btlake-Truncated": str(rows.truncated).lower()})
+    reader = lake.scan(table, **filters)
+    name = f"{run_id[0]}.{table}" if run_id and len(run_id) == 1 else table
+    filename = quote(f"{name}.{exports.EXTENSIONS[format]}", safe="")
     return StreamingResponse(
-        exports.stream(opened, format), media_type=exports.MEDIA_TYPES[format],
+        exports.stream(reader, format), media_type=exports.MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.get("/{table}/history", response_model=TableHistory,
             summary="The table's Delta versions, newest first")
-def table_history(lake: LakeDep, table: TableName) -> JSONResponse:
-    return JSONResponse({"versions": jsonable(lake.history(table).to_pylist())})
-
-
-__all__ = ["TableRows", "router"]
+def table_history(lake: LakeDep, table: TableName) -> dict[str, Any]:
+    return {"versions": lake.history_records(table)}

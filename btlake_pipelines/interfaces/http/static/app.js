@@ -766,26 +766,8 @@
     onlyDiff.addEventListener("change", renderParams);
     renderParams();
     sideTable($("compare-metrics"), doc.metrics, false);
-
-    const summary = {};
-    for (const part of ["trades", "equity"]) {
-      const names = new Set();
-      for (const id of ids) for (const k of Object.keys((doc.summary[id] || {})[part] || {})) names.add(k);
-      for (const name of names) {
-        const values = {};
-        for (const id of ids) values[id] = ((doc.summary[id] || {})[part] || {})[name];
-        const distinct = new Set(ids.map((id) => JSON.stringify(values[id])));
-        summary[part + "." + name] = { values: values, differs: distinct.size > 1 };
-      }
-    }
-    sideTable($("compare-summary"), summary, false);
-    const meta = {};
-    for (const key of ["strategy_id", "created_at", "engine_name", "engine_version", "code_version", "markets", "content_hash"]) {
-      const values = {};
-      for (const id of ids) values[id] = (doc.metadata[id] || {})[key];
-      meta[key] = { values: values, differs: new Set(ids.map((id) => JSON.stringify(values[id]))).size > 1 };
-    }
-    sideTable($("compare-metadata"), meta, false);
+    sideTable($("compare-summary"), doc.summary, false);
+    sideTable($("compare-metadata"), doc.metadata, false);
 
     const plot = $("compare-plot");
     let curves;
