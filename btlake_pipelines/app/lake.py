@@ -18,8 +18,6 @@ from btlake_pipelines.settings import Settings, current, lake_uri
 from btlake_pipelines.storage.catalog import Catalog
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import polars as pl
 
 
@@ -202,12 +200,13 @@ class Lake:
 
         return maintain(self.uri, **options)
 
-    @staticmethod
-    def write_demo(folder: str | os.PathLike, runs: int = 24, *, seed: int = 7,
-                   real_data: bool = True) -> list[Path]:
-        """Write demo bundles into ``folder``, ready to publish: ``runs`` realistic synthetic
-        backtests and, with ``real_data``, the bundles converted from real market-data samples.
-        Seeded, so two demos hold the same data."""
+    def write_demo(self, runs: int = 24, *, seed: int = 7, real_data: bool = True,
+                   landing: str | None = None) -> list[str]:
+        """Publish demo bundles to landing: ``runs`` realistic synthetic backtests and, with
+        ``real_data``, the bundles converted from real market-data samples; returns their
+        landing locations. Seeded, so every demo holds the same data (a demo bundle still
+        waiting in landing is replaced)."""
+        import tempfile
         from pathlib import Path
 
         from btlake_pipelines.demo import write_demo_bundles, write_real_sample_bundles
@@ -215,7 +214,8 @@ class Lake:
 
         if runs < 0:
             raise BtlakeError("{param} must be >= 0", param="runs")
-        folders = write_demo_bundles(Path(folder), runs, seed=seed)
-        if real_data:
-            folders += write_real_sample_bundles(Path(folder))
-        return folders
+        with tempfile.TemporaryDirectory(prefix="btlake-demo-") as tmp:
+            folders = write_demo_bundles(Path(tmp), runs, seed=seed)
+            if real_data:
+                folders += write_real_sample_bundles(Path(tmp))
+            return [self.publish(f, landing=landing, replace=True) for f in folders]

@@ -5,12 +5,9 @@ code. Option and argument names are the parameter names of ``Lake``, so an error
 
 from __future__ import annotations
 
-import tempfile
-
 import click
 
 import btlake_pipelines.interfaces.cli.render as render
-from btlake_pipelines import publish as publish_bundle
 from btlake_pipelines.contract.run_ids import printable
 from btlake_pipelines.interfaces.cli.context import lake, location_options, settings
 
@@ -140,7 +137,7 @@ def compare(run_a: str, run_b: str, fmt: str) -> int:
 @location_options
 def publish(folder: str, replace: bool) -> int:
     """Copy a bundle folder into landing safely (table files first, manifest last)."""
-    print(f"published {publish_bundle(folder, settings().landing, replace=replace)}")
+    print(f"published {lake().publish(folder, replace=replace)}")
     return 0
 
 
@@ -172,12 +169,8 @@ def maintain(table: tuple[str, ...], retention_hours: int) -> int:
 @location_options
 def demo(runs: int, seed: int, no_real_data: bool) -> int:
     """Write realistic synthetic bundles (and real market data) to landing."""
-    landing = settings().landing
-    with tempfile.TemporaryDirectory(prefix="btlake-demo-") as tmp:
-        folders = lake().write_demo(tmp, runs, seed=seed, real_data=not no_real_data)
-        for folder in folders:
-            publish_bundle(folder, landing, replace=True)
-    print(f"wrote {len(folders)} bundle(s) to {landing}")
+    written = lake().write_demo(runs, seed=seed, real_data=not no_real_data)
+    print(f"wrote {len(written)} bundle(s) to {settings().landing}")
     return 0
 
 
