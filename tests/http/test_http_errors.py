@@ -64,6 +64,12 @@ def test_validation_errors_list_every_problem(demo_client):
     assert "(and 1 more problem(s))" in body["error"]
 
 
+def test_compare_many_names_its_parameter(demo_client):
+    body = assert_error(demo_client.get("/api/v1/compare/runs", params={"run": ["x", "x"]}),
+                        400, "compare needs 2 to 12 different run ids (run), got 1")
+    assert body["detail"] == {"type": "bad_request", "param": "run"}
+
+
 def test_method_not_allowed_is_json(demo_client):
     assert_error(demo_client.delete("/api/v1/runs"), 405, "not allowed")
 
@@ -71,8 +77,9 @@ def test_method_not_allowed_is_json(demo_client):
 def test_diff_of_a_run_with_one_version(demo_client):
     run_id = demo_client.get("/api/v1/runs", params={"limit": 1}).json()["runs"][0]["run_id"]
     assert_error(demo_client.get(f"/api/v1/runs/{run_id}/diff"), 404, "no version before")
-    assert_error(demo_client.get(f"/api/v1/runs/{run_id}/diff", params={"a": 0, "b": 77}),
-                 404, "no stored version 77")
+    body = assert_error(demo_client.get(f"/api/v1/runs/{run_id}/diff",
+                                        params={"a": 0, "b": 77}), 404, "no stored version 77 (b)")
+    assert body["detail"] == {"type": "not_found", "param": "b"}
 
 
 # --- uploads -----------------------------------------------------------------------------------

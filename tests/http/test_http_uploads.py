@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+import pytest
 
 from btlake_pipelines.app.lake import Lake
 from btlake_pipelines.demo import write_bundle
@@ -179,6 +180,43 @@ def test_upload_without_ingest_is_published_for_the_sensor(fresh, fresh_client):
     assert upload(fresh_client, folder, ingest=False, replace="true").status_code == 202
     batch = Lake(str(fresh["lake"])).ingest(str(fresh["landing"]))
     assert [r.status for r in batch.results] == ["ingested"]
+
+
+def test_only_a_manifest_in_landing_makes_a_bundle_waiting(fresh, fresh_client):
+    """One rule for "already waiting", shared with ``btlake publish``: the manifest is there
+    (one HEAD on S3). A folder without it is a copy that never finished and is written over."""
+    folder = make_bundle(fresh["src"])
+    leftover = fresh["landing"] / folder.name
+    leftover.mkdir(parents=True)
+    (leftover / "trades.parquet").write_bytes(b"half a file")
+    r = upload(fresh_client, folder, ingest=False)
+    assert r.status_code == 202, r.text
+    assert (leftover / "trades.parquet").read_bytes() == (folder / "trades.parquet").read_bytes()
+    again = upload(fresh_client, folder, ingest=False)
+    assert again.status_code == 409
+    assert again.json()["detail"] == {"type": "conflict", "param": "replace"}
+
+
+def test_uploads_spool_into_the_upload_dir(fresh, monkeypatch):
+    from btlake_pipelines.interfaces.http import uploads
+
+    staging = fresh["root"] / "spool"
+    staging.mkdir()
+    monkeypatch.setenv("BTLAKE_UPLOAD_DIR", str(staging))
+    spooled = []
+    real = uploads.SpooledTemporaryFile
+
+    def recording(*args, **kwargs):
+        spooled.append(kwargs.get("dir"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(uploads, "SpooledTemporaryFile", recording)
+    with client_for(create_app(str(fresh["lake"]), str(fresh["landing"]))) as client:
+        assert upload(client, make_bundle(fresh["src"]), ingest=False).status_code == 202
+    assert spooled == [str(staging)] * 3  # trades, equity and events
+    monkeypatch.setenv("BTLAKE_UPLOAD_DIR", str(fresh["root"] / "missing"))
+    with pytest.raises(Exception, match=r"BTLAKE_UPLOAD_DIR .* is not a folder"):
+        create_app(str(fresh["lake"]), str(fresh["landing"]))
 
 
 def test_manifest_as_a_file_part(fresh, fresh_client):

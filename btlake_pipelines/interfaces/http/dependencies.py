@@ -9,10 +9,12 @@ or taken from :func:`btlake_pipelines.settings.current` once, when the applicati
 - ``api_read_token`` (``BTLAKE_API_READ_TOKEN``): when set, reads under ``/api/v1`` (but
   ``/api/v1/health``) need that token or the write token;
 - ``max_upload_mb`` (``BTLAKE_MAX_UPLOAD_MB``, default 1024) and ``json_rows``
-  (``BTLAKE_API_JSON_ROWS``, default 10000), checked here: a bad value stops the server at
-  start, not a request later;
+  (``BTLAKE_API_JSON_ROWS``, default 10000);
 - ``upload_dir`` (``BTLAKE_UPLOAD_DIR``): where uploads are spooled (default: the system
   temporary folder).
+
+The limits and the upload folder are checked here, so a bad value stops the server at start
+rather than failing a request later.
 
 Tokens are compared with :func:`hmac.compare_digest` (constant time). A missing token answers
 401, a wrong one 403.
@@ -21,6 +23,7 @@ Tokens are compared with :func:`hmac.compare_digest` (constant time). A missing 
 from __future__ import annotations
 
 import hmac
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -70,6 +73,8 @@ class ServerState:
                       "BTLAKE_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB)
         rows = positive(json_rows if json_rows is not None else settings.json_rows,
                         "BTLAKE_API_JSON_ROWS", DEFAULT_JSON_ROWS)
+        if settings.upload_dir and not os.path.isdir(settings.upload_dir):
+            raise BtlakeError(f"BTLAKE_UPLOAD_DIR {settings.upload_dir!r} is not a folder")
         return cls(settings=settings, lake=Lake(settings=settings),
                    max_upload_bytes=int(mb * 1024 * 1024), json_rows=int(rows),
                    scrubber=Scrubber(settings.lake, settings.landing, settings.upload_dir,
