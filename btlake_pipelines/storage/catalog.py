@@ -21,7 +21,7 @@ from btlake_pipelines.contract.tables import RUNS
 from btlake_pipelines.errors import NotFoundError, RetentionError
 from btlake_pipelines.settings import is_object_store
 from btlake_pipelines.storage import delta_log, lake_files
-from btlake_pipelines.storage.delta import PARTITIONS, open_table, table_uri
+from btlake_pipelines.storage.delta import PARTITIONS, open_table
 from btlake_pipelines.storage.runs_index import RunsIndex, RunsView, Segment
 
 #: Files of an old version checked before a time-travel read (one stat or HEAD each).
@@ -105,18 +105,8 @@ class Catalog:
     def _committed_after(self, name: str, version: int, moment: datetime) -> bool:
         """Whether ``version`` of ``name`` was committed after ``moment`` (False when its
         commit file is gone: the log was cleaned up, so nothing can be said)."""
-        import json
-
-        log = f"{table_uri(self.lake, name)}/_delta_log/{version:020d}.json"
-        try:
-            lines = lake_files.read_bytes(log).splitlines()
-        except (OSError, FileNotFoundError):
-            return False
-        for line in lines:
-            info = json.loads(line).get("commitInfo") if line.strip() else None
-            if info and "timestamp" in info:
-                return int(info["timestamp"]) > moment.timestamp() * 1000
-        return False
+        commit = delta_log.commit(self.lake, name, version)
+        return commit is not None and commit.timestamp is not None and commit.timestamp > moment
 
     def _vacuumed(self) -> bool:
         from btlake_pipelines.storage import maintenance_state
@@ -187,7 +177,4 @@ class Catalog:
         return current.applied(version, change.removed, added)
 
     def _has_newer(self, name: str, version: int) -> bool:
-        log = f"{table_uri(self.lake, name)}/_delta_log/{version + 1:020d}.json"
-        if is_object_store(self.lake):
-            return lake_files.exists(log)
-        return os.path.exists(log)
+        return delta_log.has_commit(self.lake, name, version + 1)

@@ -15,8 +15,9 @@ called after every btlake commit, catches up from the next write. The hourly log
 (:func:`btlake_pipelines.storage.maintenance.log_upkeep`) checkpoints every table with commits
 past its checkpoint and removes log files past the log retention.
 
-These functions read the log directly (``_last_checkpoint`` is one small file) so that the
-common case, nothing to do, costs one read and no table open.
+These functions read the log's checkpoint pointer and listing directly (``_last_checkpoint`` is
+one small file) so that the common case, nothing to do, costs one read and no table open;
+commit files are :mod:`btlake_pipelines.storage.delta_log`'s.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from dataclasses import dataclass
 
 from btlake_pipelines.settings import storage_options
 from btlake_pipelines.storage import lake_files
+from btlake_pipelines.storage.delta_log import LOG
 
 #: Commits between checkpoints: deltalake's default ``delta.checkpointInterval``, which its
 #: own post-commit hook uses on the tables btlake writes (none sets the property).
 CHECKPOINT_INTERVAL = 100
-LOG = "_delta_log"
 
 
 @dataclass(frozen=True)

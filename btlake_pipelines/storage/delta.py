@@ -3,14 +3,14 @@
 Written on purpose rather than through an IO manager: every overwrite carries an explicit,
 escaped predicate (a bare overwrite could wipe a table), rows are sorted and cut into row groups
 so readers can skip inside files, compression is ZSTD, and each commit carries btlake metadata
-(batch id, runs) that ``history`` shows.
+(batch id, runs) as JSON values, read back by :mod:`btlake_pipelines.storage.delta_log`.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -18,6 +18,7 @@ import pyarrow as pa
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS
 from btlake_pipelines.settings import storage_options
 from btlake_pipelines.storage.checkpoints import maybe_checkpoint
+from btlake_pipelines.storage.delta_log import Commit, commit_metadata, find_commit, table_uri
 
 PARTITIONS: dict[str, list[str]] = {
     **{name: ["market", "date"] for name in FACT_TABLES},
@@ -30,10 +31,6 @@ PARTITIONS: dict[str, list[str]] = {
 ROW_GROUP_ROWS = {"ticks": 16_384, "l2": 16_384}
 DEFAULT_ROW_GROUP_ROWS = 16_384
 COMMIT_RETRIES = 8
-
-
-def table_uri(lake: str, table: str) -> str:
-    return f"{lake.rstrip('/')}/{table}"
 
 
 def open_table(lake: str, table: str, version: int | str | None = None):
@@ -73,9 +70,10 @@ def writer_properties(table: str, schema: pa.Schema | None = None):
 
 
 def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchReader], *,
-          predicate: str | None, metadata: dict[str, Any], snapshot=None) -> int:
+          predicate: str | None, metadata: Mapping[str, Any], snapshot=None) -> int:
     """Append ``data`` (predicate None) or replace exactly the rows matching ``predicate`` with
     it, in one commit; returns the new version. Conflicting commits are retried.
+    ``metadata`` (``btlake.*`` keys) goes into the commit as JSON values.
 
     ``data`` may be a function returning a fresh ``RecordBatchReader`` per attempt: the rows
     then stream through the writer (a bundle larger than memory), and a retry reads them
@@ -89,8 +87,7 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
 
     uri = table_uri(lake, table)
     commit_id = uuid.uuid4().hex
-    custom = {k: _text(v) for k, v in metadata.items()} | {"btlake.commit": commit_id}
-    props = CommitProperties(custom_metadata=custom)
+    props = CommitProperties(custom_metadata=commit_metadata(metadata, commit_id))
     for attempt in range(COMMIT_RETRIES):
         try:
             rows = data() if callable(data) else data
@@ -110,53 +107,16 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
             if snapshot is not None or attempt == COMMIT_RETRIES - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
-    version = _version_of(lake, table, commit_id)
+    dt = open_table(lake, table)
+    assert dt is not None
+    # other writers may have committed since: the latest version is not necessarily ours
+    latest = dt.version()
+    version = find_commit(lake, table, commit_id, latest)
+    version = latest if version is None else version
     maybe_checkpoint(uri, version)  # deltalake's own interval, caught up if it was missed
     return version
 
 
-def _version_of(lake: str, table: str, commit_id: str) -> int:
-    """The version our commit got: other writers may have committed since, so the latest
-    version is not necessarily ours.
-
-    Read from the commit files themselves, whose names are their versions: ``history()``
-    numbers its entries down from the loaded version, so a commit landing while it runs shifts
-    every label by one (seen on S3 with concurrent writers: the first commit labelled -1)."""
-    import json
-
-    from btlake_pipelines.storage import lake_files
-
-    dt = open_table(lake, table)
-    assert dt is not None
-    latest = dt.version()
-    log = f"{table_uri(lake, table)}/_delta_log"
-    for version in range(latest, max(latest - 64, -1), -1):
-        try:
-            lines = lake_files.read_bytes(f"{log}/{version:020d}.json").splitlines()
-        except OSError:  # cleaned up after a checkpoint: far older than our commit
-            break
-        for line in lines:
-            info = json.loads(line).get("commitInfo") if line.strip() else None
-            if info is not None and info.get("btlake.commit") == commit_id:
-                return version
-    return latest
-
-
-def _text(value: Any) -> str:
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value, default=str)
-
-
-def commit_runs(entry: dict[str, Any]) -> list[str]:
-    """The run (bundle) names a btlake commit recorded in its metadata, as written above."""
-    import json
-
-    value = entry.get("btlake.runs")
-    if not value:
-        return []
-    try:
-        parsed = json.loads(value) if isinstance(value, str) else value
-    except ValueError:
-        return []
-    return [str(v) for v in parsed] if isinstance(parsed, list) else []
+def commit_runs(entry: Mapping[str, Any]) -> list[str]:
+    """The run (bundle) names a btlake commit recorded, from a ``history()`` entry."""
+    return Commit.from_info(entry).runs

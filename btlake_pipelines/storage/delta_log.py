@@ -1,27 +1,38 @@
-"""The Delta log of a table read directly: which data files commits added and removed, which
-files a version has, and reading a given set of them.
+"""The one reader of a table's Delta log and of btlake's commit metadata.
 
-A long-lived reader that already holds version ``v`` of a table needs only what happened after
-it. Each commit ``NNN.json`` lists its ``add`` and ``remove`` actions, so the files to load and
-the files to drop are known from a few small reads, without listing or replaying the table.
-Anything this reader cannot follow exactly (a commit file gone after log cleanup, deletion
-vectors, a change of schema or protocol, a path outside the table) is reported as "unknown",
-and the caller falls back to a full load.
+Commits: :class:`Commit` is what btlake knows about one commit (Delta's own facts and the
+``btlake.*`` values :mod:`btlake_pipelines.storage.delta` writes with it), read either from the
+table's history (:func:`history`) or from one commit file (:func:`commit`). btlake writes its
+metadata as JSON values (``CommitProperties(custom_metadata=...)`` keeps lists and numbers as
+such, and ``DeltaTable.history()`` gives them back); lakes written before hold the same values
+as JSON text inside strings, which :class:`Commit` reads too.
+
+Files: a long-lived reader that already holds version ``v`` of a table needs only what happened
+after it. Each commit ``NNN.json`` lists its ``add`` and ``remove`` actions, so the files to
+load and the files to drop are known from a few small reads, without listing or replaying the
+table (:func:`changes`). Anything this reader cannot follow exactly (a commit file gone after
+log cleanup, deletion vectors, a change of schema or protocol, a path outside the table) is
+reported as "unknown", and the caller falls back to a full load.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
 import polars as pl
 
-from btlake_pipelines.settings import storage_options
+from btlake_pipelines.settings import is_object_store, storage_options
 from btlake_pipelines.storage import lake_files
-from btlake_pipelines.storage.delta import table_uri
 
+LOG = "_delta_log"
+#: The commit metadata key of the id :func:`find_commit` looks for.
+COMMIT_ID = "btlake.commit"
 #: Column every frame from :func:`read_files` carries: the log path of the row's data file.
 FILE_COLUMN = "__file"
 
@@ -50,8 +61,121 @@ class Changes:
     partition_columns: list[str] | None = None
 
 
+def table_uri(lake: str, table: str) -> str:
+    """Where ``table`` of the lake at ``lake`` lives (its data files and its ``_delta_log``)."""
+    return f"{lake.rstrip('/')}/{table}"
+
+
 def commit_uri(lake: str, table: str, version: int) -> str:
-    return f"{table_uri(lake, table)}/_delta_log/{version:020d}.json"
+    return f"{table_uri(lake, table)}/{LOG}/{version:020d}.json"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit of a table: Delta's facts and btlake's metadata, typed.
+
+    ``rows_added`` / ``rows_removed`` are btlake's own counts when it recorded them (a slice
+    replacement writes back the stored rows of its partition that it keeps, which Delta counts
+    as added), else Delta's operation metrics."""
+
+    version: int
+    timestamp: datetime | None
+    operation: str | None
+    predicate: str | None = None
+    #: the btlake batch (or re-derivation) that wrote it, and the id :func:`find_commit` uses
+    batch_id: str | None = None
+    commit_id: str | None = None
+    #: the run (bundle) names whose rows it holds (at most 1,000 are recorded) and their count
+    runs: list[str] = field(default_factory=list)
+    run_count: int = 0
+    rows_added: int | None = None
+    rows_removed: int | None = None
+    files_added: int | None = None
+    files_removed: int | None = None
+    #: ``btlake.operation`` (``rederive``), ``btlake.maintenance`` (``optimize``, ...) and the
+    #: partitions a re-derivation rewrote
+    btlake_operation: str | None = None
+    maintenance: str | None = None
+    partitions: list[str] = field(default_factory=list)
+    #: every key of the commit's ``commitInfo`` as read
+    info: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any], version: int | None = None) -> Commit:
+        """A commit from a ``commitInfo`` action or a ``DeltaTable.history()`` entry (which
+        carries its ``version``)."""
+        metrics = info.get("operationMetrics") or {}
+        params = info.get("operationParameters") or {}
+        runs = _strings(info.get("btlake.runs"))
+        added = _int(info.get("btlake.rows_added"))
+        removed = _int(info.get("btlake.rows_removed"))
+        stamp = _int(info.get("timestamp"))
+        return cls(
+            version=int(info["version"] if version is None else version),
+            timestamp=None if stamp is None else _from_millis(stamp),
+            operation=info.get("operation"),
+            predicate=params.get("predicate"),
+            batch_id=_text(info.get("btlake.batch")),
+            commit_id=_text(info.get(COMMIT_ID)),
+            runs=runs,
+            run_count=_int(info.get("btlake.run_count")) or len(runs),
+            rows_added=added if added is not None else _int(metrics.get(
+                "num_added_rows", metrics.get("num_output_rows"))),
+            rows_removed=removed if removed is not None else _int(metrics.get(
+                "num_removed_rows", metrics.get("num_deleted_rows"))),
+            files_added=_int(metrics.get("num_added_files")),
+            files_removed=_int(metrics.get("num_removed_files")),
+            btlake_operation=_text(info.get("btlake.operation")),
+            maintenance=_text(info.get("btlake.maintenance")),
+            partitions=_strings(info.get("btlake.partitions")),
+            info=info,
+        )
+
+
+def commit_metadata(metadata: Mapping[str, Any], commit_id: str) -> dict[str, Any]:
+    """``custom_metadata`` for a btlake commit: ``metadata`` as JSON values (anything JSON
+    has no type for, a date say, as its text) and the commit's id."""
+    values = json.loads(json.dumps(dict(metadata), default=str))
+    return {**values, COMMIT_ID: commit_id}
+
+
+def history(dt, limit: int | None = None) -> list[Commit]:
+    """The commits of the table ``dt`` (a ``DeltaTable``) is loaded at, newest first: every
+    one, or the ``limit`` latest."""
+    commits = [Commit.from_info(entry) for entry in dt.history(limit)]
+    return sorted(commits, key=lambda c: c.version, reverse=True)
+
+
+def commit(lake: str, table: str, version: int) -> Commit | None:
+    """Commit ``version`` of ``table`` from its commit file (None when the file is gone, after
+    log cleanup, or holds no ``commitInfo``)."""
+    for action in actions(lake, table, version) or []:
+        if "commitInfo" in action:
+            return Commit.from_info(action["commitInfo"], version)
+    return None
+
+
+def has_commit(lake: str, table: str, version: int) -> bool:
+    """Whether commit ``version`` of ``table`` exists: one ``stat`` locally, one HEAD on S3."""
+    uri = commit_uri(lake, table, version)
+    return lake_files.exists(uri) if is_object_store(uri) else os.path.exists(uri)
+
+
+def find_commit(lake: str, table: str, commit_id: str, latest: int,
+                depth: int = 64) -> int | None:
+    """The version of the commit carrying ``commit_id``, looked for from ``latest`` down to
+    ``depth`` commits back (None when not found).
+
+    Read from the commit files themselves, whose names are their versions: ``history()``
+    numbers its entries down from the loaded version, so a commit landing while it runs shifts
+    every label by one (seen on S3 with concurrent writers: the first commit labelled -1)."""
+    for version in range(latest, max(latest - depth, -1), -1):
+        found = actions(lake, table, version)
+        if found is None:  # cleaned up after a checkpoint: far older than the commit
+            return None
+        if any((a.get("commitInfo") or {}).get(COMMIT_ID) == commit_id for a in found):
+            return version
+    return None
 
 
 def changes(lake: str, table: str, after: int, upto: int) -> Changes | None:
@@ -61,10 +185,10 @@ def changes(lake: str, table: str, after: int, upto: int) -> Changes | None:
     removed: set[str] = set()
     metadata: dict[str, Any] | None = None
     for version in range(after + 1, upto + 1):
-        actions = _actions(lake, table, version)
-        if actions is None:
+        found = actions(lake, table, version)
+        if found is None:
             return None
-        for action in actions:
+        for action in found:
             if "protocol" in action:
                 return None  # new reader rules: not a change of rows alone
             if "metaData" in action:
@@ -109,7 +233,8 @@ def table_schema(dt) -> pl.Schema:
     return pl.Schema(pl.from_arrow(arrow.empty_table()).schema)  # type: ignore[union-attr]
 
 
-def _actions(lake: str, table: str, version: int) -> list[dict[str, Any]] | None:
+def actions(lake: str, table: str, version: int) -> list[dict[str, Any]] | None:
+    """The actions of commit ``version`` of ``table`` (None when its file cannot be read)."""
     try:
         text = lake_files.read_bytes(commit_uri(lake, table, version))
         return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -131,11 +256,11 @@ def live_files(dt) -> list[DataFile]:
         values = actions.column("partition").to_pylist()
     else:
         values = [{}] * len(paths)
-    return [DataFile(p, {k: _text(v) for k, v in (pv or {}).items()})
+    return [DataFile(p, {k: _partition_text(v) for k, v in (pv or {}).items()})
             for p, pv in zip(paths, values, strict=True)]
 
 
-def _text(value: Any) -> str | None:
+def _partition_text(value: Any) -> str | None:
     return None if value is None else value.isoformat() if hasattr(value, "isoformat") \
         else str(value)
 
@@ -184,3 +309,35 @@ def _repeat_index(counts: list[int]) -> pl.Series:
     import numpy as np
 
     return pl.Series(np.repeat(np.arange(len(counts), dtype=np.uint32), counts))
+
+
+def _from_millis(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis // 1000, UTC) + timedelta(milliseconds=millis % 1000)
+
+
+def _decoded(value: Any) -> Any:
+    """A metadata value as written now (a JSON value) or before (JSON text in a string)."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    value = _decoded(value)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -50,15 +50,6 @@ def all_of(*parts: str) -> str:
     return " AND ".join(f"({p})" if " OR " in p else p for p in parts) or "true"
 
 
-def any_of(parts: Iterable[str]) -> str:
-    parts = [p for p in parts if p]
-    if not parts:
-        return "false"
-    if len(parts) == 1:
-        return parts[0]
-    return " OR ".join(f"({p})" for p in parts)
-
-
 def balanced_or(parts: list[str]) -> str:
     """``parts`` ORed as a balanced tree: deltalake walks a predicate recursively, and a flat
     chain of thousands of ORs overflows its stack (TRAPS.md); a balanced tree of n clauses is
