@@ -170,7 +170,7 @@ class Lake:
         """Publish a bundle received as its manifest's bytes and its files (file name ->
         readable binary file), after checking they make one whole bundle; returns its run id."""
         from btlake_pipelines.app.publish import publish_upload
-        from btlake_pipelines.landing.zone import open_landing
+        from btlake_pipelines.landing import open_landing
 
         return publish_upload(open_landing(landing or self.settings.landing), manifest, files,
                               replace=replace)
@@ -184,7 +184,7 @@ class Lake:
         ``ingest_crashed``, and this process lives on. ``progress``: a callable
         ``(phase, done, total)`` in process; isolated, any true value shows the child's
         counter on a terminal."""
-        from btlake_pipelines.landing.zone import open_landing
+        from btlake_pipelines.landing import open_landing
 
         zone = open_landing(landing or self.settings.landing)
         if isolated:

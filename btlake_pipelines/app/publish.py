@@ -19,7 +19,8 @@ from typing import Any, BinaryIO
 
 from btlake_pipelines.contract.run_ids import RUN_ID_RULE, is_valid_run_id
 from btlake_pipelines.errors import BtlakeError
-from btlake_pipelines.landing.zone import MANIFEST, LandingZone, open_landing
+from btlake_pipelines.landing import open_landing
+from btlake_pipelines.landing.zone import MANIFEST, LandingZone
 
 MAX_FILE_NAME = 255
 

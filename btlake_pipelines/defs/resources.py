@@ -12,7 +12,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from btlake_pipelines.ingest.watch import DEFAULT_BATCH_SIZE, DEFAULT_INGEST_RUNS
-from btlake_pipelines.landing.zone import LandingZone, open_landing
+from btlake_pipelines.landing import LandingZone, open_landing
 from btlake_pipelines.settings import current, lake_uri
 
 

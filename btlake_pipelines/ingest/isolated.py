@@ -143,7 +143,7 @@ def _die_with_parent() -> None:
 
 def _child(job_path: str) -> int:
     from btlake_pipelines.ingest.batch import ingest
-    from btlake_pipelines.landing.zone import open_landing
+    from btlake_pipelines.landing import open_landing
 
     job = json.loads(Path(job_path).read_text())
     show = job["progress"] and sys.stderr.isatty()

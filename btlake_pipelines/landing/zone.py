@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from btlake_pipelines.settings import is_object_store, landing_uri
-
 MANIFEST = "manifest.json"
 
 
@@ -105,14 +103,3 @@ class LandingZone(ABC):
         expensive listings (S3) overrides it to read only what is new."""
         return NewBundles(self.complete_bundles(), cursor or "")
 
-
-def open_landing(uri: str | None = None) -> LandingZone:
-    """The landing zone at ``uri`` (``--landing`` / ``BTLAKE_LANDING`` / the default)."""
-    resolved = landing_uri(uri)
-    if is_object_store(resolved):
-        from btlake_pipelines.landing.s3 import S3LandingZone
-
-        return S3LandingZone(resolved)
-    from btlake_pipelines.landing.local import LocalLandingZone
-
-    return LocalLandingZone(resolved)
