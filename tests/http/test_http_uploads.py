@@ -53,6 +53,7 @@ def test_upload_ingest_now_reads_back_equal_as_parquet_and_arrow(fresh, fresh_cl
     assert body["status"] == "ingested"
     assert body["run_id"] == "nanos-run-1"
     assert body["rows"] == {"trades": 30, "equity": 30}
+    assert "error" not in body and "reason" not in body  # as `btlake ingest` reports it
 
     params = {"run_id": "nanos-run-1"}
     r = fresh_client.get("/api/v1/tables/trades", params={**params, "format": "parquet"})
@@ -105,6 +106,11 @@ def test_csv_and_json_downloads(fresh, fresh_client):
     r = fresh_client.get("/api/v1/tables/trades", params={"run_id": "nanos-run-1",
                                                           "format": "json"})
     assert r.json()["truncated"] is False and r.json()["row_count"] == 30
+
+
+def test_json_download_of_an_empty_lake(fresh_client):
+    doc = fresh_client.get("/api/v1/tables/runs", params={"format": "json"}).json()
+    assert doc["rows"] == [] and doc["row_count"] == 0 and doc["truncated"] is False
 
 
 def test_json_download_is_capped_by_the_server(fresh):

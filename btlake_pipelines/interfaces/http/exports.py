@@ -112,7 +112,9 @@ def json_rows(table: str, reader: pa.RecordBatchReader, limit: int) -> TableRows
     """At most ``limit`` rows of ``reader`` (which may hold one more, to tell whether more
     matched) as objects, timestamps as ISO-8601 text exact to the nanosecond."""
     data = reader.read_all()
-    frame = pl.from_arrow(data.slice(0, limit))
+    truncated = data.num_rows > limit
+    # sliced only when needed: a slice of a table without columns claims its full length
+    frame = pl.from_arrow(data.slice(0, limit) if truncated else data)
     assert isinstance(frame, pl.DataFrame)
     texts = []
     for name, dtype in frame.schema.items():
@@ -126,4 +128,4 @@ def json_rows(table: str, reader: pa.RecordBatchReader, limit: int) -> TableRows
         frame = frame.with_columns(texts)
     rows = frame.to_dicts()
     return TableRows(table=table, columns=frame.columns, rows=rows, row_count=len(rows),
-                     limit=limit, truncated=data.num_rows > limit)
+                     limit=limit, truncated=truncated)

@@ -89,5 +89,6 @@ def _ingest(state: ServerState, run_id: str) -> JSONResponse:
     result = batch.results[0]
     body = BundleResult.model_validate(state.scrubber(result.to_json()))
     body.run_id = body.run_id or run_id  # a refused bundle has no parsed run id
-    return JSONResponse(body.model_dump(mode="json"),
+    # the fields the result has, as `btlake ingest` reports them (no nulls added)
+    return JSONResponse(body.model_dump(mode="json", exclude_unset=True),
                         status_code=422 if body.status == "quarantined" else 200)
