@@ -38,6 +38,9 @@ from btlake_pipelines.settings import Settings
 
 DEFAULT_MAX_UPLOAD_MB = 1024
 DEFAULT_JSON_ROWS = 10_000
+#: The largest integer a query parameter takes: an int64 with room, so no value reaches polars
+#: or Delta as an overflow (schemathesis sends huge ones).
+MAX_INT = 2**62
 
 
 def positive(value: str | float | None, name: str, default: float) -> float:

@@ -13,7 +13,6 @@ message before it leaves.
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 import tempfile
@@ -22,7 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from btlake_pipelines.app.publish import BundleWaiting
@@ -34,6 +33,7 @@ from btlake_pipelines.errors import (
     is_store_failure,
     redact,
 )
+from btlake_pipelines.interfaces.http.routers.pages import render
 
 log = logging.getLogger("btlake.http")
 
@@ -147,7 +147,8 @@ async def _http_error(request: Request, exc: Exception) -> Any:
                 405: f"method {request.method} is not allowed on {request.url.path}"}
     message = messages.get(exc.status_code) or str(exc.detail)
     if exc.status_code == 404 and _wants_html(request):
-        return _html_not_found(request, message)
+        return render(request, "error.html", "Not found", status_code=404, message=message,
+                      page="error")
     return _json(request, exc.status_code, message, None, getattr(exc, "headers", None))
 
 
@@ -161,16 +162,6 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def _wants_html(request: Request) -> bool:
     return (not request.url.path.startswith("/api/")
             and "text/html" in request.headers.get("accept", ""))
-
-
-def _html_not_found(request: Request, message: str) -> HTMLResponse:
-    templates = getattr(request.app.state, "templates", None)
-    if templates is None:
-        return HTMLResponse(f"<h1>Not found</h1><p>{html.escape(message)}</p>", status_code=404)
-    return templates.TemplateResponse(request, "error.html", {
-        "title": "Not found", "message": message, "page": "error",
-        "base": request.scope.get("root_path", "").rstrip("/"),
-        "asset_version": getattr(request.app.state, "asset_version", "0")}, status_code=404)
 
 
 def install(app: FastAPI) -> None:

@@ -31,26 +31,30 @@ def plotly_js() -> FsPath:
     return FsPath(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 
-def _page(request: Request, template: str, title: str, **context) -> HTMLResponse:
+def render(request: Request, template: str, title: str, *, status_code: int = 200,
+           **context) -> HTMLResponse:
+    """A page of the browser: its template with the path prefix and asset version every page
+    needs, and the security headers."""
     templates = request.app.state.templates
     return templates.TemplateResponse(request, template, {
         "title": title, "base": request.scope.get("root_path", "").rstrip("/"),
-        "asset_version": request.app.state.asset_version, **context}, headers=HEADERS)
+        "asset_version": request.app.state.asset_version, **context}, headers=HEADERS,
+        status_code=status_code)
 
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> HTMLResponse:
-    return _page(request, "index.html", "Runs", page="index")
+    return render(request, "index.html", "Runs", page="index")
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: Annotated[str, Path()]) -> HTMLResponse:
-    return _page(request, "run.html", run_id, page="run", run_id=run_id)
+    return render(request, "run.html", run_id, page="run", run_id=run_id)
 
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(request: Request) -> HTMLResponse:
-    return _page(request, "compare.html", "Compare runs", page="compare")
+    return render(request, "compare.html", "Compare runs", page="compare")
 
 
 @router.get("/vendor/plotly.min.js")

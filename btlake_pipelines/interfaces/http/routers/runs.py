@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from btlake_pipelines.interfaces.http.dependencies import LakeDep, require_read
+from btlake_pipelines.interfaces.http.dependencies import MAX_INT, LakeDep, require_read
 from btlake_pipelines.interfaces.http.models import (
     EquityCurve,
     RunSnapshot,
@@ -19,7 +19,6 @@ from btlake_pipelines.interfaces.http.models import (
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(require_read)])
 
 MAX_LIMIT = 100_000
-MAX_INT = 2**62
 RunId = Annotated[str, Path(description="the run id")]
 
 

@@ -10,7 +10,12 @@ from fastapi.responses import Response, StreamingResponse
 
 from btlake_pipelines.app.lake import Lake
 from btlake_pipelines.interfaces.http import exports
-from btlake_pipelines.interfaces.http.dependencies import LakeDep, State, require_read
+from btlake_pipelines.interfaces.http.dependencies import (
+    MAX_INT,
+    LakeDep,
+    State,
+    require_read,
+)
 from btlake_pipelines.interfaces.http.models import TableHistory
 
 router = APIRouter(prefix="/tables", tags=["tables"], dependencies=[Depends(require_read)])
@@ -61,7 +66,7 @@ def download_table(
                                        "timestamp")] = None,
     format: Annotated[Literal["parquet", "arrow", "csv", "json"], Query(
         description="parquet, arrow (IPC stream), csv or json")] = "parquet",
-    limit: Annotated[int | None, Query(ge=0, le=2**62, description=(
+    limit: Annotated[int | None, Query(ge=0, le=MAX_INT, description=(
         "format=json only: rows to return (at most the server's cap)"))] = None,
 ) -> Response:
     filters = {"run_id": run_id or None, "strategy": strategy, "market": market or None,
