@@ -73,6 +73,8 @@ def test_search_read_history_compare_flow(dirs, tmp_path):
     (["compare", "nope-a", "nope-b"], "unknown run 'nope-a'"),
     (["runs", "--limit", "x"], "is not a valid integer"),
     (["frobnicate"], "No such command 'frobnicate'"),
+    (["read"], "Missing argument 'TABLE'"),
+    (["demo", "--runs", "-1"], "--runs must be >= 0"),  # a core error's param, worded here
 ])
 def test_bad_input_is_one_line_on_stderr_and_nonzero(dirs, args, message):
     B.backtest(dirs.landing, "e-1")
@@ -102,3 +104,51 @@ def test_query_path_imports_no_dagster_pandas_or_pandera():
             "print(' '.join(m for m in ('dagster','pandas','pandera') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == ""
+
+
+def test_help_and_a_missing_command():
+    assert "--where EXPR" in btlake("runs", "--help").stdout
+    bare = btlake()
+    assert bare.returncode == 2 and "Commands:" in bare.stdout and bare.stderr == ""
+
+
+def _patched(body: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """The CLI in a process where ``Lake.find_runs`` runs ``body`` (a lambda's expression)."""
+    code = ("import os, sys; from btlake_pipelines.app.lake import Lake; "
+            "from btlake_pipelines import settings; "
+            f"Lake.find_runs = lambda self, **kw: {body}; "
+            "from btlake_pipelines.interfaces.cli.main import main; main(sys.argv[1:])")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_lake_option_builds_settings_without_writing_the_environment(tmp_path):
+    env = {"BTLAKE_LAKE": str(tmp_path / "from-env")}
+    shown = ("print(self.uri, settings.current().lake, os.environ['BTLAKE_LAKE']) "
+             "or sys.exit(0)")
+    out = _patched(shown, "runs", "--lake", str(tmp_path / "given"), **env)
+    assert out.stdout.split() == [str(tmp_path / "given")] * 2 + [str(tmp_path / "from-env")]
+
+
+def test_unexpected_errors_exit_3_with_a_traceback_only_in_debug():
+    plain = _patched("1 / 0", "runs", BTLAKE_DEBUG="")
+    assert plain.returncode == 3
+    assert plain.stderr == "btlake: error: unexpected ZeroDivisionError: division by zero\n"
+    debug = _patched("1 / 0", "runs", BTLAKE_DEBUG="1")
+    assert debug.returncode == 3 and "Traceback" in debug.stderr
+
+
+def test_interrupted_exits_130():
+    out = _patched("(_ for _ in ()).throw(KeyboardInterrupt)", "runs")
+    assert out.returncode == 130 and out.stderr == "btlake: error: interrupted\n"
+
+
+def test_piped_tables_keep_their_width_and_out_files_their_folder(dirs, tmp_path):
+    long_id = "a-run-id-long-enough-to-push-the-table-past-eighty-columns-" + "x" * 40
+    B.backtest(dirs.landing, long_id, params={"lookback": 20, "note": "[bold]not markup"})
+    assert btlake("ingest", env_dirs=dirs).returncode == 0
+    lines = btlake("runs", env_dirs=dirs).stdout.splitlines()
+    assert lines[2].startswith(long_id + " ") and all(ln == ln.rstrip() for ln in lines)
+    out = tmp_path / "new" / "runs.csv"
+    assert btlake("runs", "--out", str(out), env_dirs=dirs).returncode == 0
+    assert long_id in out.read_text()

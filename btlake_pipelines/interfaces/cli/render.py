@@ -44,7 +44,8 @@ def emit(text: str, out: str | None = None) -> None:
     if out is None:
         sys.stdout.write(text + "\n")
         return
-    Path(out).write_text(text + "\n")
+    with _writing(out):
+        Path(out).write_text(text + "\n")
     note(f"wrote {out}")
 
 
@@ -58,48 +59,68 @@ def show(renderable: RenderableType, out: str | None = None) -> None:
     if out is None:
         _print(renderable, sys.stdout)
         return
-    with open(out, "w", encoding="utf-8") as f:
+    with _writing(out), open(out, "w", encoding="utf-8") as f:
         _print(renderable, f)
     note(f"wrote {out}")
+
+
+@contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """Around a write to ``--out``: its folder is made, and a file that cannot be written is
+    bad input (exit 2), not a failure of btlake."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as exc:
+        raise BtlakeError(f"--out {path}: cannot write it ({exc.strerror or exc})") from None
 
 
 def _print(renderable: RenderableType, file: IO[str]) -> None:
     from rich.console import Console
 
     console = Console(file=file, highlight=False, markup=False, emoji=False)
-    if not console.is_terminal:
-        wide = console.options.update_width(1_000_000)
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    # not a terminal: the natural width, and no padding at the ends of lines
+    wide = console.options.update_width(1_000_000)
+    with console.capture() as captured:
         console.width = max(console.measure(renderable, options=wide).maximum, 1)
-    console.print(renderable)
+        console.print(renderable)
+    file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, max_width: int = 40,
           title: str | None = None, marked: Callable[[dict[str, Any]], bool] | None = None
           ) -> Table:
-    """An aligned table of ``rows`` under ``columns``; cells longer than ``max_width`` are cut
-    with an ellipsis; rows for which ``marked`` holds are shown bold."""
+    """An aligned table of ``rows`` under ``columns``, one line a row; rows for which ``marked``
+    holds are shown bold. The first column is the row's key (a run id, a name) and is shown
+    whole; other cells longer than ``max_width`` are cut with an ellipsis, and on a terminal
+    too narrow for the table rich shrinks the widest of them first."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title,
-                title_justify="left", title_style="bold")
-    for name in columns:
-        out.add_column(Text(safe(name)), max_width=max_width, no_wrap=True,
-                       overflow="ellipsis")
+    out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                title=title, title_justify="left", title_style="bold")
+    for i, name in enumerate(columns):
+        out.add_column(Text(safe(name)), no_wrap=i == 0)
     for row in rows:
-        style = "bold" if marked and marked(row) else ""
-        out.add_row(*(Text(cell(row.get(c))) for c in columns), style=style)
+        out.add_row(*(Text(cell(row.get(c), max_width if i else None), no_wrap=True,
+                           overflow="ellipsis") for i, c in enumerate(columns)),
+                    style="bold" if marked and marked(row) else "")
     return out
 
 
-def cell(value: Any) -> str:
-    """One value as table text: floats to 10 significant digits, lists joined, one line."""
+def cell(value: Any, max_width: int | None = None) -> str:
+    """One value as table text: floats to 10 significant digits, lists joined, one line of at
+    most ``max_width`` characters."""
     if isinstance(value, float):
         value = f"{value:.10g}"
     elif isinstance(value, list | tuple):
         value = ", ".join(map(str, value))
-    return safe(" ".join(("" if value is None else str(value)).split()))
+    text = safe(" ".join(("" if value is None else str(value)).split()))
+    return text if max_width is None or len(text) <= max_width else text[: max_width - 1] + "…"
 
 
 def safe(text: str) -> str:
@@ -224,29 +245,29 @@ def export(data: pa.Table, path: str) -> str:
     kind = _EXPORTS.get(Path(path).suffix.lower())
     if kind is None:
         raise BtlakeError(f"--out {path}: use a .parquet, .csv or .arrow file name")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if kind == "parquet":
-        import pyarrow.parquet as pq
+    with _writing(path):
+        if kind == "parquet":
+            import pyarrow.parquet as pq
 
-        pq.write_table(data, path, compression="zstd")
-    elif kind == "csv":
-        import pyarrow.csv as pacsv
+            pq.write_table(data, path, compression="zstd")
+        elif kind == "csv":
+            import pyarrow.csv as pacsv
 
-        pacsv.write_csv(_flat(data), path)
-    elif kind == "arrow":
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, data.schema) as writer:
-            writer.write_table(data)
-    else:
-        Path(path).write_text(json.dumps(data.to_pylist(), default=_json_value))
+            pacsv.write_csv(_flat(data), path)
+        elif kind == "arrow":
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, data.schema) as out:
+                out.write_table(data)
+        else:
+            Path(path).write_text(json.dumps(data.to_pylist(), default=_json_value))
     return kind
 
 
 def _flat(data: pa.Table) -> pa.Table:
-    """CSV has no nested types: structs, lists and maps become JSON text."""
+    """CSV has no nested types: structs, lists (large ones too) and maps become JSON text."""
     import pyarrow as pa
 
     for i, f in enumerate(data.schema):
-        if pa.types.is_struct(f.type) or pa.types.is_list(f.type) or pa.types.is_map(f.type):
+        if pa.types.is_nested(f.type):
             text = [None if v is None else json.dumps(v, default=_json_value)
                     for v in data.column(i).to_pylist()]
             data = data.set_column(i, f.name, pa.array(text, pa.string()))
