@@ -16,8 +16,10 @@ Scalar = str | float | int | bool | None
 
 class ErrorBody(BaseModel):
     error: str = Field(description="What went wrong and what to fix, in one line.")
-    detail: Any = Field(None, description="Structured detail: the validation problems, the "
-                        "refusal reason, or null.")
+    detail: Any = Field(None, description="Structured detail: for btlake's own errors `type` "
+                        "(not_found, conflict, gone, bad_request, ...) and, when the error is "
+                        "about one input, `param` (its name); the list of validation "
+                        "problems; or null.")
 
 
 class Run(BaseModel):
