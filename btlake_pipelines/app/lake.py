@@ -18,7 +18,21 @@ from btlake_pipelines.settings import Settings, current, lake_uri
 from btlake_pipelines.storage.catalog import Catalog
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from datetime import date
+
     import polars as pl
+
+    from btlake_pipelines.app.partitions import (
+        BatchPartitions,
+        BatchResult,
+        CatchUpPlan,
+        PartitionReport,
+        Rederived,
+    )
+    from btlake_pipelines.app.tables import Key
+    from btlake_pipelines.app.validation import ValidationSummary
+    from btlake_pipelines.storage.maintenance import LogReport
 
 
 @dataclass(frozen=True)
@@ -199,6 +213,90 @@ class Lake:
         from btlake_pipelines.storage.maintenance import maintain
 
         return maintain(self.uri, **options)
+
+    def log_upkeep(self) -> list[LogReport]:
+        """Checkpoint every table with commits past its last checkpoint and remove log files
+        past the log retention: opening a table then replays at most one checkpoint and a few
+        commits. It writes no commit and no data file, so it runs beside ingestion."""
+        from btlake_pipelines.storage.maintenance import log_upkeep
+
+        return log_upkeep(self.uri)
+
+    def markets_on(self, day: date) -> list[str]:
+        """The markets any fact table stores rows of on ``day``, sorted (from the Delta logs:
+        no data file is read); what a day's maintenance compacts."""
+        from btlake_pipelines.app.tables import FACT_TABLES
+        from btlake_pipelines.ingest.rederive import delta_partition_rows
+
+        return sorted({m for t in FACT_TABLES for (m, d) in delta_partition_rows(self.uri, t)
+                       if d == day and m})
+
+    def rederive(self, table: str, keys: Iterable[Key]) -> list[Rederived]:
+        """Rewrite catalog partitions of ``table`` from the archived bundles: for a fact table
+        each ``(market, month)`` key (any day of the month names it) stands for every daily
+        partition of that market in that month the lake stores or the archive holds; for
+        ``runs`` each ``(None, day)`` is one day. One result per daily partition."""
+        from btlake_pipelines.app.tables import RUNS
+        from btlake_pipelines.ingest.rederive import rederive_months, rederive_runs
+
+        if table == RUNS:
+            return rederive_runs(self.uri, [d for _, d in keys])
+        return rederive_months(self.uri, table, [(m, d) for m, d in keys if m])
+
+    def rederive_days(self, table: str, parts: Iterable[Key]) -> list[Rederived]:
+        """:meth:`rederive` of exact daily partitions ``(market, date)`` (``(None, date)`` of
+        ``runs``), and nothing else of their months."""
+        from btlake_pipelines.app.tables import RUNS
+        from btlake_pipelines.ingest.rederive import rederive, rederive_runs
+
+        if table == RUNS:
+            return rederive_runs(self.uri, [d for _, d in parts])
+        return rederive(self.uri, table, [(m, d) for m, d in parts if m])
+
+    def catch_up_plan(self, *, since: datetime | None = None,
+                      recorded: Callable[[str], set[Key]] | None = None,
+                      accept: Callable[[Key], bool] | None = None,
+                      limit: int = 500) -> CatchUpPlan:
+        """Daily partitions that bundles handled since ``since`` should have made and the lake
+        lacks (at most ``limit``, oldest first), and those it holds whose catalog partition is
+        not among ``recorded(table)``; ``accept`` leaves out what the catalog cannot show."""
+        from btlake_pipelines.app.tables import catalog_key
+        from btlake_pipelines.ingest.catchup import plan_catch_up
+
+        return plan_catch_up(self.uri, since=since, recorded=recorded,
+                             accept=None if accept is None else lambda _, key: accept(key),
+                             group=lambda table, key: catalog_key(table, *key), limit=limit)
+
+    def validation_report(self, results: Iterable[Any] | None = None
+                          ) -> dict[str, ValidationSummary]:
+        """Per partitioned table, its validation summary: the counts of one batch
+        (``results``; default: the latest batch that concerned the table) and the bundles
+        refused in the last 7 days not yet published again in a valid form."""
+        from btlake_pipelines.ingest.validation_report import validation_report
+
+        return validation_report(self.uri, results)
+
+    def batch_partitions(self, batch: BatchResult) -> BatchPartitions:
+        """The daily partitions an ingested ``batch`` committed to, with their versions and
+        source bundles."""
+        from btlake_pipelines.app.partitions import batch_partitions
+
+        return batch_partitions(self.uri, batch)
+
+    def partition_reports(self, table: str, touched: Mapping[Key, int | None], *,
+                          accept: Callable[[Key], bool] = lambda key: True,
+                          keys: Iterable[Key] = (),
+                          sources: Mapping[Key, list[str]] | None = None,
+                          batch_runs: set[str] | None = None,
+                          notes: Mapping[Key, str] | None = None
+                          ) -> dict[Key, PartitionReport] | None:
+        """A report per catalog partition the daily partitions ``touched`` (-> the version
+        that wrote them, None: recorded only) fall in, and per catalog key in ``keys``; None
+        while the table does not exist. See :mod:`btlake_pipelines.app.partitions`."""
+        from btlake_pipelines.app.partitions import partition_reports
+
+        return partition_reports(self.uri, table, touched, accept=accept, keys=keys,
+                                 sources=sources, batch_runs=batch_runs, notes=notes)
 
     def write_demo(self, runs: int = 24, *, seed: int = 7, real_data: bool = True,
                    landing: str | None = None) -> list[str]:

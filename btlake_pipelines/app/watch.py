@@ -1,5 +1,8 @@
 """Deciding, tick by tick, which landed bundles to ingest next: the landing sensor's logic,
-without Dagster, so it is tested with plain values.
+without Dagster, so it is tested with plain values. It belongs to the application layer, not
+to ingestion: it is the policy of when to ingest what, which a watcher (the Dagster sensor,
+:mod:`btlake_pipelines.defs.sensors`) applies to what landing offers
+(:mod:`btlake_pipelines.app.landing`).
 
 A tick's work follows what is new, not what was ever landed:
 

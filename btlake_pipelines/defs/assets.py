@@ -20,17 +20,13 @@ from dagster import (
     asset,
 )
 
-from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
+from btlake_pipelines.app.lake import Lake
+from btlake_pipelines.app.partitions import Rederived
+from btlake_pipelines.app.tables import FACT_TABLES, RUNS, Key, catalog_key, scope
 from btlake_pipelines.defs.concurrency import LAKE_WRITER_POOL
 from btlake_pipelines.defs.metadata import contract_schema, partitions_metadata
-from btlake_pipelines.defs.partitions import (
-    daily_partitions,
-    fact_partitions,
-    parse_key,
-    partition_of,
-)
+from btlake_pipelines.defs.partitions import daily_partitions, fact_partitions, parse_key
 from btlake_pipelines.defs.resources import LakeResource
-from btlake_pipelines.ingest.rederive import Rederived, rederive_months, rederive_runs
 
 GROUP = "lake"
 KINDS = {"deltalake", "polars"}
@@ -52,18 +48,18 @@ _DESCRIPTIONS = {
 }
 
 
-def _record(context: AssetExecutionContext, lake: str, table: str,
-            results: list[Rederived]) -> MaterializeResult:
-    """Partition-scoped metadata for each requested key (its daily partitions grouped), and a
-    log line per key."""
+def _rederive(context: AssetExecutionContext, lake: Lake, table: str) -> MaterializeResult:
+    """Re-derive the requested partitions; partition-scoped metadata for each requested key
+    (its daily partitions grouped), and a log line per key."""
     requested = {key: parse_key(key) for key in context.partition_keys}
+    results = lake.rederive(table, requested.values())
     found = partitions_metadata(lake, table, {r.part: r.version for r in results},
                                 keys=requested.values(),
                                 sources={r.part: r.sources for r in results},
                                 notes={r.part: r.note for r in results if r.note})
-    by_key: dict = {}
+    by_key: dict[Key, list[Rederived]] = {}
     for r in results:
-        by_key.setdefault(partition_of(table, *r.part), []).append(r)
+        by_key.setdefault(catalog_key(table, *r.part), []).append(r)
     for key, part in requested.items():
         days = by_key.get(part, [])
         written = [r for r in days if r.version is not None]
@@ -103,12 +99,10 @@ def fact_asset(table: str) -> AssetsDefinition:
                     "that month from the archived bundles.",
         metadata={"dagster/column_schema": contract_schema(table),
                   "dagster/table_name": f"btlake.{table}",
-                  "scope": FACT_TABLES[table].scope.value},
+                  "scope": scope(table)},
     )
     def _table(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
-        months = [parse_key(k) for k in context.partition_keys]
-        results = rederive_months(lake.root, table, [(m, d) for m, d in months if m])
-        return _record(context, lake.root, table, results)
+        return _rederive(context, lake.get_lake(), table)
 
     return _table
 
@@ -123,8 +117,7 @@ def fact_asset(table: str) -> AssetsDefinition:
     metadata={"dagster/table_name": f"btlake.{RUNS}"},
 )
 def runs(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
-    days = [parse_key(k)[1] for k in context.partition_keys]
-    return _record(context, lake.root, RUNS, rederive_runs(lake.root, days))
+    return _rederive(context, lake.get_lake(), RUNS)
 
 
 table_assets = [fact_asset(t) for t in FACT_TABLES]

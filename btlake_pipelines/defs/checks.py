@@ -3,16 +3,15 @@
 Each table asset has one check, ``bundles_valid``: it fails while a bundle refused for a rule
 of that table in the last 7 days has not been published again in a valid form; ``runs``
 carries the same check over every refusal (the manifest's and the folder's included). See
-:mod:`btlake_pipelines.ingest.validation_report`. Ingestion runs report all six checks after
+:mod:`btlake_pipelines.app.validation`. Ingestion runs report all six checks after
 each batch; executing a check here recomputes it from ``ingest_log``.
 """
 
 from dagster import AssetCheckResult, AssetChecksDefinition, asset_check
 
-from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
+from btlake_pipelines.app.tables import PARTITIONED_TABLES
 from btlake_pipelines.defs.metadata import CHECK_NAME, check_result
 from btlake_pipelines.defs.resources import LakeResource
-from btlake_pipelines.ingest.validation_report import validation_report
 
 
 def bundles_valid_check(table: str) -> AssetChecksDefinition:
@@ -20,9 +19,9 @@ def bundles_valid_check(table: str) -> AssetChecksDefinition:
                  description=f"No bundle refused for a {table} rule in the last 7 days is "
                              "still waiting for a valid version (counts, sample failures).")
     def _check(lake: LakeResource) -> AssetCheckResult:
-        return check_result(validation_report(lake.root)[table])
+        return check_result(lake.get_lake().validation_report()[table])
 
     return _check
 
 
-all_checks = [bundles_valid_check(t) for t in (*FACT_TABLES, RUNS)]
+all_checks = [bundles_valid_check(t) for t in PARTITIONED_TABLES]

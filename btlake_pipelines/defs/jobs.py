@@ -24,21 +24,20 @@ from dagster import (
 )
 from pydantic import Field
 
-from btlake_pipelines.contract.tables import FACT_TABLES, RUNS
+from btlake_pipelines.app.lake import Lake
+from btlake_pipelines.app.maintenance import (
+    DEFAULT_RETENTION_HOURS,
+    log_upkeep_report,
+    maintenance_report,
+)
+from btlake_pipelines.app.partitions import BatchResult
+from btlake_pipelines.app.tables import Key
 from btlake_pipelines.defs.concurrency import LAKE_WRITER_POOL
 from btlake_pipelines.defs.metadata import check_evaluation, partition_events
-from btlake_pipelines.defs.partitions import MARKET, parse_key, partition_of, representable
+from btlake_pipelines.defs.partitions import MARKET, parse_key, representable
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
-from btlake_pipelines.ingest.batch import BatchResult
-from btlake_pipelines.ingest.catchup import plan_catch_up
-from btlake_pipelines.ingest.isolated import ingest_isolated
-from btlake_pipelines.ingest.rederive import delta_partition_rows, rederive, rederive_runs
-from btlake_pipelines.ingest.report import Key, committed_partitions
-from btlake_pipelines.ingest.validation_report import validation_report
-from btlake_pipelines.storage.maintenance import DEFAULT_RETENTION_HOURS, log_upkeep, maintain
 
 INGEST_JOB = "ingest_job"
-TABLES = (*FACT_TABLES, RUNS)
 
 
 class IngestConfig(Config):
@@ -53,36 +52,30 @@ def ingest_bundles(context: OpExecutionContext, config: IngestConfig, lake: Lake
                    landing: LandingZoneResource) -> None:
     # in a child process: a bundle that crashes it is retried once, then quarantined as
     # ``ingest_crashed``; the run itself survives (no sensor retry loop)
-    batch = ingest_isolated(lake.root, landing.zone(), list(config.bundles))
+    api = lake.get_lake()
+    batch = api.ingest(landing.uri, list(config.bundles), isolated=True)
     context.log.info(batch.summary())
     for r in batch.quarantined:
         context.log.warning(f"{r.bundle} quarantined: {r.error}")
-    record_batch(context, lake.root, batch)
+    record_batch(context, api, batch)
 
 
-def record_batch(context: OpExecutionContext, lake: str, batch: BatchResult) -> None:
-    touched = {t: committed_partitions(lake, t, v) for t, v in batch.commits.items()
-               if t in TABLES}
-    add_markets(context.instance, {m for parts in touched.values() for m, d in parts
-                                   if m and representable(m, d)})
-    slices: dict[tuple[str, Key], list[str]] = {}
-    for r in batch.results:
-        for s in r.slices:
-            slices.setdefault((s["table"], (s["market"], date.fromisoformat(s["date"]))),
-                              []).append(r.bundle)
-    runs = {r.bundle for r in batch.results if r.status != "quarantined"}
+def record_batch(context: OpExecutionContext, lake: Lake, batch: BatchResult) -> None:
+    touched = lake.batch_partitions(batch)
+    add_markets(context.instance, {m for parts in touched.versions.values() for m, d in parts
+                                   if m and representable((m, d))})
     skipped = 0
-    for table, parts in touched.items():
-        skipped += sum(not representable(*k) for k in parts)
-        sources = {k: slices.get((table, k), []) for k in parts}
-        for event in partition_events(lake, table, parts, sources=sources, batch_runs=runs,
+    for table, parts in touched.versions.items():
+        skipped += sum(not representable(k) for k in parts)
+        for event in partition_events(lake, table, parts, sources=touched.sources[table],
+                                      batch_runs=touched.runs,
                                       tags={"btlake/batch": batch.batch_id}):
             context.log_event(event)
     if skipped:
         context.log.warning(f"{skipped} partition(s) have no Dagster partition (dated before "
                             "the first partition, in the future, or a market name Dagster "
                             "cannot use as a key); their data is in the lake all the same")
-    for summary in validation_report(lake, batch.results).values():
+    for summary in lake.validation_report(batch.results).values():
         context.log_event(check_evaluation(summary))
 
 
@@ -111,14 +104,13 @@ def maintain_lake(context: OpExecutionContext, config: MaintainConfig,
                   lake: LakeResource) -> None:
     day = (date.fromisoformat(config.day) if config.day
            else datetime.now(UTC).date() - timedelta(days=1))
-    markets = sorted({m for t in FACT_TABLES for (m, d) in delta_partition_rows(lake.root, t)
-                      if d == day and m})
+    api = lake.get_lake()
+    markets = api.markets_on(day)
     context.log.info(f"maintaining {day}: markets {', '.join(markets) or '(none)'}")
-    for r in maintain(lake.root, partitions=[(m, day) for m in markets],
-                      retention_hours=config.retention_hours):
-        context.log.info(f"{r.table}: version {r.version_before} -> {r.version_after}, "
-                         f"{r.files_removed} file(s) compacted into {r.files_added}, "
-                         f"{r.vacuumed} vacuumed")
+    reports = api.maintain(partitions=[(m, day) for m in markets],
+                           retention_hours=config.retention_hours)
+    for line in maintenance_report(reports):
+        context.log.info(line)
 
 
 @job(tags={"btlake/job": "maintenance"}, executor_def=in_process_executor,
@@ -131,10 +123,8 @@ def maintenance_job():
     description="Checkpoint every table with commits past its last checkpoint; remove log "
                 "files past the log retention.")
 def tidy_delta_logs(context: OpExecutionContext, lake: LakeResource) -> None:
-    for r in log_upkeep(lake.root):
-        context.log.info(f"{r.table}: version {r.version}, checkpoint {r.checkpoint}"
-                         f"{' (new)' if r.checkpointed else ''}, {r.commits_after} commit(s) "
-                         f"after it, log files {r.log_files_before} -> {r.log_files_after}")
+    for line in log_upkeep_report(lake.get_lake().log_upkeep()):
+        context.log.info(line)
 
 
 @job(tags={"btlake/job": "log_upkeep"}, executor_def=in_process_executor,
@@ -163,24 +153,23 @@ def catch_up(context: OpExecutionContext, config: CatchUpConfig, lake: LakeResou
     def recorded(table: str) -> set[Key]:
         return {parse_key(k) for k in instance.get_materialized_partitions(AssetKey(table))}
 
-    plan = plan_catch_up(lake.root, since=since, recorded=recorded,
-                         accept=lambda table, key: representable(*key),
-                         group=lambda table, key: partition_of(table, *key), limit=config.limit)
+    api = lake.get_lake()
+    plan = api.catch_up_plan(since=since, recorded=recorded, accept=representable,
+                             limit=config.limit)
     missing, unrecorded = plan.counts()
     context.log.info(f"{missing} partition(s) to re-derive, {unrecorded} to record")
     add_markets(instance, {m for group in (plan.missing, plan.unrecorded)
                            for keys in group.values() for m, _ in keys if m})
     for table, keys in plan.missing.items():
-        results = (rederive_runs(lake.root, [d for _, d in keys]) if table == RUNS
-                   else rederive(lake.root, table, [(m, d) for m, d in keys if m]))
+        results = api.rederive_days(table, keys)
         for event in partition_events(
-                lake.root, table, {r.part: r.version for r in results if r.rows},
+                api, table, {r.part: r.version for r in results if r.rows},
                 sources={r.part: r.sources for r in results},
                 notes={r.part: r.note for r in results if r.note},
                 tags={"btlake/catch_up": "rederived"}):
             context.log_event(event)
     for table, keys in plan.unrecorded.items():
-        for event in partition_events(lake.root, table, dict.fromkeys(keys),
+        for event in partition_events(api, table, dict.fromkeys(keys),
                                       tags={"btlake/catch_up": "recorded"}):
             context.log_event(event)
 

@@ -30,8 +30,7 @@ from dagster import (
     MultiPartitionsDefinition,
 )
 
-from btlake_pipelines.contract.tables import RUNS
-from btlake_pipelines.ingest.report import Key, month_start
+from btlake_pipelines.app.tables import RUNS, Key, month_start
 from btlake_pipelines.settings import current
 
 DEFAULT_START = "2010-01-01"
@@ -48,14 +47,6 @@ monthly_partitions = MonthlyPartitionsDefinition(
 market_partitions = DynamicPartitionsDefinition(name=MARKET)
 fact_partitions = MultiPartitionsDefinition({DATE: monthly_partitions,
                                              MARKET: market_partitions})
-
-
-def partition_of(table: str, market: str | None, day: date) -> Key:
-    """The Dagster partition a daily Delta partition falls in, as ``(market, date)``: the
-    month's first day for fact tables, the day itself for ``runs``."""
-    if table == RUNS or market is None:
-        return (None, day)
-    return (market, month_start(day))
 
 
 def fact_key(market: str, day: date) -> MultiPartitionKey:
@@ -93,9 +84,10 @@ def date_ok(day: date, *, monthly: bool = False) -> bool:
     return first <= day <= datetime.now(UTC).date()
 
 
-def representable(market: str | None, day: date) -> bool:
-    """Whether Dagster has (or can add) a partition holding these values: a fact partition
-    (monthly) when ``market`` is given, a ``runs`` partition (daily) when it is None."""
+def representable(key: Key) -> bool:
+    """Whether Dagster has (or can add) a partition holding the daily partition ``key``: a
+    fact partition (monthly) when it has a market, a ``runs`` partition (daily) when not."""
+    market, day = key
     if market is None:
         return date_ok(day)
     return date_ok(day, monthly=True) and market_ok(market)

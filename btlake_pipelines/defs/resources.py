@@ -2,8 +2,9 @@
 
 Unset fields fall back to the settings the CLI uses too (``BTLAKE_LAKE``, ``BTLAKE_LANDING``,
 then ``./btlake-data``; see :mod:`btlake_pipelines.settings`), so Dagster and ``btlake`` always
-see the same lake. The landing zone is one interface with a local and an S3 implementation;
-nothing downstream knows which.
+see the same lake. Each hands out the application layer's object (a
+:class:`~btlake_pipelines.app.lake.Lake`, a :class:`~btlake_pipelines.app.landing.Landing`),
+whose methods are all the Dagster code calls; a local folder and an S3 prefix look the same.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from btlake_pipelines.ingest.watch import DEFAULT_BATCH_SIZE, DEFAULT_INGEST_RUNS
-from btlake_pipelines.landing import LandingZone, open_landing
-from btlake_pipelines.settings import current, lake_uri
+from btlake_pipelines.app.lake import Lake
+from btlake_pipelines.app.landing import Landing
+from btlake_pipelines.app.watch import DEFAULT_BATCH_SIZE, DEFAULT_INGEST_RUNS
+from btlake_pipelines.settings import current
 
 
 class LakeResource(ConfigurableResource):
@@ -22,9 +24,8 @@ class LakeResource(ConfigurableResource):
     uri: str | None = Field(default=None, description="lake root; default BTLAKE_LAKE, then "
                                                       "./btlake-data/lake")
 
-    @property
-    def root(self) -> str:
-        return lake_uri(self.uri)
+    def get_lake(self) -> Lake:
+        return Lake(self.uri)
 
 
 class LandingZoneResource(ConfigurableResource):
@@ -34,13 +35,12 @@ class LandingZoneResource(ConfigurableResource):
                                                       "then ./btlake-data/landing")
     batch_size: int | None = Field(default=None, description="bundles per ingestion run; "
                                    f"default BTLAKE_BATCH_SIZE, then {DEFAULT_BATCH_SIZE}")
-
-    def zone(self) -> LandingZone:
-        return open_landing(self.uri)
-
     max_runs_in_flight: int | None = Field(
         default=None, description="ingestion runs in flight at once; default "
         f"BTLAKE_INGEST_RUNS, then {DEFAULT_INGEST_RUNS}")
+
+    def zone(self) -> Landing:
+        return Landing(self.uri)
 
     @property
     def max_runs(self) -> int:

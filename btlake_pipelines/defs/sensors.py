@@ -1,8 +1,8 @@
 """``landing_sensor``: running by default, it starts ingestion runs for bundles that land.
 
-The decisions live in :mod:`btlake_pipelines.ingest.watch` (cursor, batching, retries); this
-is the glue that asks the landing zone what is new (``LandingZone.list_new``: a local folder
-or S3, the same code), asks Dagster whether an ingestion run is in flight, and registers the
+The decisions live in :mod:`btlake_pipelines.app.watch` (cursor, batching, retries); this
+is the glue that asks the landing zone what is new (``Landing.list_new``: a local folder or
+S3, the same code), asks Dagster whether an ingestion run is in flight, and registers the
 markets the batch's manifests declare as ``market`` partitions before the run needs them (the
 run adds any market found only in the data).
 
@@ -11,7 +11,6 @@ landing zone is visible in ``btlake runs`` well under a minute later (the end-to
 measures it).
 """
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -26,12 +25,10 @@ from dagster import (
     sensor,
 )
 
+from btlake_pipelines.app.watch import WatchState, plan_tick
 from btlake_pipelines.defs.jobs import INGEST_JOB, IngestConfig, ingest_job
 from btlake_pipelines.defs.partitions import MARKET, market_ok, market_partitions
 from btlake_pipelines.defs.resources import LandingZoneResource
-from btlake_pipelines.errors import BtlakeError
-from btlake_pipelines.ingest.watch import WatchState, plan_tick
-from btlake_pipelines.landing.zone import MANIFEST, LandingZone
 from btlake_pipelines.settings import current
 
 INTERVAL_SECONDS = current().sensor_interval
@@ -62,7 +59,7 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingZoneResourc
         context.log.warning(f"retrying {len(plan.retried)} bundle(s) still in landing after "
                             f"their run ended: {', '.join(plan.retried[:5])}")
     markets = {m for name in plan.batch if name not in plan.retried
-               for m in _declared_markets(zone, name)}
+               for m in zone.declared_markets(name)}
     known = set(context.instance.get_dynamic_partitions(MARKET))
     new = sorted(m for m in markets if m not in known and market_ok(m))
     return SensorResult(
@@ -82,13 +79,3 @@ def _ingest_in_flight(context: SensorEvaluationContext) -> int:
     cutoff = datetime.now(UTC) - STALE_RUN
     return sum(r.create_timestamp >= cutoff for r in records)
 
-
-def _declared_markets(zone: LandingZone, name: str) -> list[str]:
-    """The manifest's ``markets``; a manifest that cannot be read declares none (the bundle
-    is refused by the run, which reports why)."""
-    try:
-        doc = json.loads(zone.read_bytes(name, MANIFEST))
-        found = doc.get("markets") if isinstance(doc, dict) else None
-    except (OSError, ValueError, BtlakeError):
-        return []
-    return [m for m in found if isinstance(m, str)] if isinstance(found, list) else []

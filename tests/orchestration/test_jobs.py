@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from dagster import AssetKey, build_schedule_context, materialize
 from deltalake import DeltaTable
 
+from btlake_pipelines.app.tables import catalog_key
 from btlake_pipelines.defs.assets import all_assets
 from btlake_pipelines.defs.checks import all_checks
 from btlake_pipelines.defs.jobs import catch_up_job, ingest_job, maintenance_job
-from btlake_pipelines.defs.partitions import partition_of
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
 from btlake_pipelines.defs.schedules import nightly_catch_up, nightly_maintenance
 from btlake_pipelines.ingest.rederive import delta_partition_rows, partition_predicate
@@ -111,7 +111,7 @@ def test_catch_up_records_what_dagster_missed_and_restores_lost_partitions(built
     first = catch_up_job.execute_in_process(run_config=config, resources=resources(lake),
                                             instance=dagster_instance)
     recorded = materializations(first)
-    expected = {t: {partition_of(t, *k) for k, n in delta_partition_rows(lake, t).items() if n}
+    expected = {t: {catalog_key(t, *k) for k, n in delta_partition_rows(lake, t).items() if n}
                 for t in (*kit.FACT_TABLES, "runs")}
     assert {t: len(v) for t, v in recorded.items()} == {t: len(v) for t, v in expected.items()}
     assert len(recorded["trades"]) == 3 and len(recorded["runs"]) == 2  # 3 markets, 2 days

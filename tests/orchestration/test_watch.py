@@ -3,7 +3,7 @@ forgetting handled bundles, retrying with back-off, and a cursor that survives r
 
 from __future__ import annotations
 
-from btlake_pipelines.ingest.watch import (
+from btlake_pipelines.app.watch import (
     MAX_PENDING,
     Request,
     WatchState,
