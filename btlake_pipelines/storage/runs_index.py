@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +54,8 @@ _MERGE_RATIO = 2
 #: _MAX_DEAD_RANGES, is compacted.
 _MAX_DEAD_SHARE = 0.5
 _MAX_DEAD_RANGES = 64
+#: Rows from which a segment builds its params and metrics in two threads.
+_PARALLEL_ROWS = 100_000
 #: Virtual columns a view keeps filled (one value per run each).
 _KEPT_COLUMNS = 8
 
@@ -180,8 +183,13 @@ class Segment:
                                     runs.struct.field("value").to_list(), strict=True):
                 files[path] = (start, start + length)
                 start += length
-        params = _params_of(frame)
-        metrics = _metrics_of(frame)
+        if frame.height >= _PARALLEL_ROWS:  # numpy, Arrow and polars release the GIL
+            with ThreadPoolExecutor(2) as pool:
+                later = pool.submit(_metrics_of, frame)
+                params = _params_of(frame)
+                metrics = later.result()
+        else:
+            params, metrics = _params_of(frame), _metrics_of(frame)
         plain = frame.drop([c for c in (*LAYOUT_COLUMNS, FILE_COLUMN) if c in frame.columns])
         return cls(plain.rechunk(), params, metrics, files, np.ones(frame.height, bool))
 
@@ -308,11 +316,14 @@ def _metrics_of(frame: pl.DataFrame) -> Grouped:
 
 
 def _exploded(frame: pl.DataFrame, column: str) -> pl.DataFrame | None:
+    """The entries of a list column, one per row, with the row each came from."""
     if not isinstance(frame.schema[column], pl.List):
         return None
-    return (frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW), column)
-            .explode(column).drop_nulls(column).unnest(column)
-            .filter(pl.col("name").is_not_null()))
+    lists = frame.get_column(column)
+    lengths = lists.list.len().fill_null(0).to_numpy()
+    rows = np.repeat(np.arange(lists.len(), dtype=np.uint32), lengths)
+    entries = lists.explode(empty_as_null=False, keep_nulls=False).struct.unnest()
+    return entries.with_columns(pl.Series(_ROW, rows)).filter(pl.col("name").is_not_null())
 
 
 def _long(parts: list[pl.DataFrame | None]) -> pl.DataFrame | None:
@@ -471,7 +482,9 @@ class RunsView:
                 positions.append(mine)
         if not parts:
             return self.frame.select(columns).clear()
-        found = _concat(parts).rechunk()  # as many rows as asked for: cheap
+        if len(parts) == 1:
+            return parts[0]
+        found = _concat(parts)
         where = np.empty(picked.size, np.int64)
         where[np.concatenate(positions)] = np.arange(picked.size)
         return found.select(pl.all().gather(pl.Series(where, dtype=pl.UInt32)))
