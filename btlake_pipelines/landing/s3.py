@@ -92,7 +92,7 @@ def split_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix``) with no trailing slash."""
     parsed = urlparse(uri)
     if parsed.scheme not in ("s3", "s3a") or not parsed.netloc:
-        raise BtlakeError(f"not an S3 location: {scrub(uri)!r} (use s3://bucket/prefix)")
+        raise BtlakeError(f"not an S3 location: {redact(uri)!r} (use s3://bucket/prefix)")
     return parsed.netloc, parsed.path.strip("/")
 
 
@@ -389,7 +389,7 @@ class S3LandingZone(LandingZone):
                 first = errors[0]
                 raise S3AccessError(
                     f"S3 DELETE s3://{self.bucket}/{first.get('Key', '')} failed: "
-                    f"{first.get('Code', 'error')}: {scrub(first.get('Message', ''))}"
+                    f"{first.get('Code', 'error')}: {redact(first.get('Message', ''))}"
                     f" ({len(errors)} object(s) not deleted)")
 
     def _copy_to_s3(self, folder: str, objects: list[dict], target_uri: str) -> None:
@@ -495,12 +495,6 @@ def _parse_cursor(cursor: str | None) -> dict[str, Any]:
 # -- errors without secrets -------------------------------------------------------------------
 
 
-
-def scrub(text: str) -> str:
-    """``text`` with credential values and URL user-info removed."""
-    return redact(text)
-
-
 def _error_code(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -516,4 +510,4 @@ def _access_error(exc: BaseException, action: str, where: str) -> S3AccessError:
         detail = f"{code}: {message}" if message else code
     else:
         detail = f"{type(exc).__name__}: {exc}"
-    return S3AccessError(scrub(f"S3 {action} {where} failed: {' '.join(detail.split())}"))
+    return S3AccessError(redact(f"S3 {action} {where} failed: {' '.join(detail.split())}"))

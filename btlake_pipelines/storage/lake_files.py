@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from btlake_pipelines.settings import is_object_store
 from btlake_pipelines.storage.object_store import s3_filesystem
 
+if TYPE_CHECKING:
+    from pyarrow.fs import FileSystem
 
-def filesystem(uri: str):
+
+def filesystem(uri: str) -> tuple[FileSystem, str]:
     """(pyarrow FileSystem, path inside it) for a local path or an ``s3://`` URI."""
     from pyarrow import fs
 

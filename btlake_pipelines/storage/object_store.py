@@ -16,9 +16,12 @@ hence a new client, by itself.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btlake_pipelines.settings import ObjectStore, current
+
+if TYPE_CHECKING:
+    from pyarrow.fs import S3FileSystem
 
 
 def s3_client(store: ObjectStore | None = None) -> Any:
@@ -30,7 +33,7 @@ def s3_client(store: ObjectStore | None = None) -> Any:
     return _s3_client(store or current().store)
 
 
-def s3_filesystem(store: ObjectStore | None = None) -> Any:
+def s3_filesystem(store: ObjectStore | None = None) -> S3FileSystem:
     """A ``pyarrow.fs.S3FileSystem`` for ``store`` (default: the settings' store), shared per
     value (pyarrow's file systems are thread-safe)."""
     return _s3_filesystem(store or current().store)
@@ -48,7 +51,7 @@ def _s3_client(store: ObjectStore) -> Any:
 
 
 @functools.lru_cache(maxsize=4)
-def _s3_filesystem(store: ObjectStore) -> Any:
+def _s3_filesystem(store: ObjectStore) -> S3FileSystem:
     from pyarrow import fs
 
     return fs.S3FileSystem(**store.pyarrow_options())

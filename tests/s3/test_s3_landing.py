@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from btlake_pipelines.errors import redact
 from btlake_pipelines.ingest.batch import ingest
 from btlake_pipelines.landing import open_landing
 from btlake_pipelines.landing import s3 as s3_landing
@@ -210,7 +211,7 @@ def test_errors_name_the_location_not_the_credentials(s3: S3Lake) -> None:
         zone.write_file("x", MANIFEST, io.BytesIO(b"{}"))
     with pytest.raises(S3AccessError):
         zone.list_new(None)
-    assert s3_landing.scrub("http://user:pw@host/x?k=" + "AKIABTLAKETESTKEY042") == \
+    assert redact("http://user:pw@host/x?k=" + "AKIABTLAKETESTKEY042") == \
         "http://***@host/x?k=***"
 
 
