@@ -36,7 +36,7 @@ def assert_error(response, status: int, *needles: str) -> dict:
     ("/api/v1/runs/no-such-run/diff", {}, 404, "unknown run"),
     ("/api/v1/compare", {"a": "no-such-run", "b": "other"}, 404, "unknown run"),
     ("/api/v1/compare/runs", {"run": ["x"]}, 400, "2 to 12"),
-    ("/api/v1/runs", {"where": "params.lookback >>= 3"}, 400, "bad where at character"),
+    ("/api/v1/runs", {"where": "params.lookback >>= 3"}, 400, "where at character"),
     ("/api/v1/runs", {"where": "metrics.sharpe > 'high'"}, 400, "metrics.sharpe"),
     ("/api/v1/runs", {"where": "(params.lookback > 1"}, 400, "where"),
     ("/api/v1/runs", {"order_by": "markets"}, 400, "markets"),
