@@ -152,3 +152,10 @@ def test_piped_tables_keep_their_width_and_out_files_their_folder(dirs, tmp_path
     out = tmp_path / "new" / "runs.csv"
     assert btlake("runs", "--out", str(out), env_dirs=dirs).returncode == 0
     assert long_id in out.read_text()
+
+
+def test_help_and_usage_errors_load_no_data_stack():
+    code = ("import sys; import btlake_pipelines.interfaces.cli.main; print(' '.join(m for m in "
+            "('polars', 'pyarrow', 'deltalake', 'rich', 'dagster') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == ""

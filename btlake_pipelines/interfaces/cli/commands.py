@@ -151,12 +151,9 @@ def maintain(table: tuple[str, ...], retention_hours: int) -> int:
     with render.progress("maintaining") as step:
         reports = lake().maintain(tables=list(table) or None, retention_hours=retention_hours,
                                   progress=step)
-    for r in reports:
-        print(f"{r.table}: version {r.version_before} -> {r.version_after}, "
-              f"{r.files_removed} file(s) compacted into {r.files_added}, "
-              f"{r.vacuumed} file(s) vacuumed")
-    if not reports:
-        print("no tables yet")
+    from btlake_pipelines.app.maintenance import maintenance_report  # loads deltalake
+
+    print("\n".join(maintenance_report(reports)))
     return 0
 
 
