@@ -208,7 +208,7 @@ def _order(frame: pl.DataFrame, order_by: str | None, desc: bool, *,
             raise QueryError(f"cannot order by the list field {order_by!r}")
         descending, nulls_last = desc, True
     if fields is not None:
-        frame = fields.bind(key)
+        frame = fields.bind(key, pl.col("run_id"))
     keys = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"),
                         key.alias("__order"), pl.col("run_id"))
     if rows is not None:

@@ -436,11 +436,14 @@ class RunsView:
     # --- evaluation ---------------------------------------------------------------------
 
     def bind(self, *exprs: pl.Expr) -> pl.DataFrame:
-        """The frame with the virtual columns ``exprs`` use."""
-        names = {n for e in exprs for n in e.meta.root_names() if n.startswith(_VIRTUAL)}
-        if not names:
-            return self.frame
-        return self.frame.with_columns([self.column(n) for n in sorted(names)])
+        """The columns ``exprs`` use (and ``run_id``), virtual ones filled: a narrow frame,
+        so nothing is done to the columns a search does not read."""
+        names = {n for e in exprs for n in e.meta.root_names()}
+        stored = ["run_id", *sorted(n for n in names - {"run_id"}
+                                    if not n.startswith(_VIRTUAL))]
+        frame = self.frame.select(stored)
+        virtual = sorted(n for n in names if n.startswith(_VIRTUAL))
+        return frame.with_columns([self.column(n) for n in virtual]) if virtual else frame
 
     def column(self, virtual: str) -> pl.Series:
         """A virtual column, filled from the long tables; the last few are kept, so the
@@ -503,7 +506,7 @@ class RunsView:
             if mine.size == 0 or not len(seg.metrics):
                 continue
             owner, code, positions = seg.metrics.entries(picked[mine] - self.offsets[i])
-            used = np.unique(code)
+            used = np.flatnonzero(np.bincount(code, minlength=len(seg.metrics.names)))
             shared = np.zeros(len(seg.metrics.names), np.int64)
             shared[used] = [fields.setdefault(seg.metrics.names[c], len(fields)) for c in used]
             owners.append(mine[owner])
