@@ -111,9 +111,6 @@ class BatchPartitions:
     #: the bundles the batch stored (every one not quarantined)
     runs: set[str] = field(default_factory=set)
 
-    def markets(self) -> set[str]:
-        return {m for parts in self.versions.values() for m, _ in parts if m}
-
 
 def batch_partitions(lake: str, batch: BatchResult) -> BatchPartitions:
     """What ``batch`` committed, read from its commits' own log entries."""

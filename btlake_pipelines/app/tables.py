@@ -3,11 +3,11 @@ columns the contract promises, and how a catalog (Dagster's asset partitions) gr
 daily Delta partitions.
 
 The lake stores fact tables by ``(market, date)`` and ``runs`` by ``date``, one Delta partition
-a day. A catalog shows fact tables by month and market instead: Dagster counts the product of
-its dimensions and its UI slows above about 25,000 partitions per asset, and 20 years of days
-times 40 markets are far more. A catalog partition is therefore ``(market, first day of the
-month)`` for a fact table and ``(None, day)`` for ``runs``, which has no market dimension and
-stays daily. :func:`catalog_key` is the one place that mapping is made.
+a day. A catalog shows fact tables by month and market instead, to stay within the partitions
+its UI handles (the numbers are in :mod:`btlake_pipelines.defs.partitions`): a catalog
+partition is ``(market, first day of the month)`` for a fact table and ``(None, day)`` for
+``runs``, which has no market dimension and stays daily. :func:`catalog_key` is the one place
+that mapping is made.
 """
 
 from __future__ import annotations

@@ -61,9 +61,11 @@ def ingest_bundles(context: OpExecutionContext, config: IngestConfig, lake: Lake
 
 
 def record_batch(context: OpExecutionContext, lake: Lake, batch: BatchResult) -> None:
+    """One materialization per Dagster partition the batch wrote (markets seen only in the
+    data become partitions first) and one check evaluation per table."""
     touched = lake.batch_partitions(batch)
-    add_markets(context.instance, {m for parts in touched.versions.values() for m, d in parts
-                                   if m and representable((m, d))})
+    add_markets(context.instance, {k[0] for parts in touched.versions.values() for k in parts
+                                   if k[0] and representable(k)})
     skipped = 0
     for table, parts in touched.versions.items():
         skipped += sum(not representable(k) for k in parts)
