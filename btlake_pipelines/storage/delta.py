@@ -15,13 +15,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS
+from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, PARTITION_COLUMNS, RUNS
 from btlake_pipelines.settings import storage_options
 from btlake_pipelines.storage.checkpoints import maybe_checkpoint
 from btlake_pipelines.storage.delta_log import Commit, commit_metadata, find_commit, table_uri
 
 PARTITIONS: dict[str, list[str]] = {
-    **{name: ["market", "date"] for name in FACT_TABLES},
+    **{name: list(PARTITION_COLUMNS) for name in FACT_TABLES},
     RUNS: ["date"],
     INGEST_LOG: [],
 }
