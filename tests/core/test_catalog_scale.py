@@ -492,6 +492,22 @@ def test_maintain_migrates_and_reads_the_same(struct_lake):
     assert snapshot(Lake(lake)) == before
 
 
+def test_a_lake_written_in_both_layouts_reads_and_migrates(struct_lake):
+    """Rows in the new layout added to a struct-layout table (a writer that does not migrate
+    first, e.g. a re-derivation) read correctly next to the old ones, before and after."""
+    lake, before, _ = struct_lake
+    write_runs(lake, [run_bundle("mix-z", {"lookback": 77, "mode": "mixed"}, {"sharpe": 5.0},
+                                 datetime(2024, 2, 3, tzinfo=UTC))])
+    assert {"params_num", "param_values"} <= set(columns(lake))
+    for _ in range(2):
+        runs, records, _ = snapshot(Lake(lake), without="mix-z")
+        assert (runs, records) == before[:2]
+        assert ids(Lake(lake).runs(where="params.lookback > 50")) == ["mix-z"]
+        assert ids(Lake(lake).runs(order_by="metrics.sharpe", desc=True, limit=1)) == ["mix-z"]
+        runs_migration.migrate(lake)
+    assert not runs_migration.is_legacy(columns(lake))
+
+
 def test_migration_of_an_already_current_or_missing_table_does_nothing(tmp_path, dirs):
     assert runs_migration.migrate(str(tmp_path / "none")) is None
     B.backtest(dirs.landing, "cur-a")
