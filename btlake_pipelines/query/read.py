@@ -152,31 +152,32 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
     run_scoped = table in FACT_TABLES and FACT_TABLES[table].scope is not Scope.MARKET
     has = schema.names()
 
-    def need(column: str, option: str) -> None:
+    def need(column: str, param: str) -> None:
         if column not in has:
-            raise QueryError(f"{option} does not apply to table '{table}' (it has no "
-                             f"'{column}' column)")
+            raise QueryError(f"{{param}} does not apply to table '{table}' (it has no "
+                             f"'{column}' column)", param=param)
 
     conditions: list[pl.Expr] = []
     if runs_ids:
-        need("run_id", "--run-id")
+        need("run_id", "run_id")
         conditions.append(pl.col("run_id").is_in(runs_ids))
         dates = _run_dates(catalog, runs_ids) if run_scoped else None
         if dates is not None:
             conditions.append(pl.col("date").is_in(dates))
     if strategy:
-        need("strategy_id", "--strategy")
+        need("strategy_id", "strategy")
         conditions.append(pl.col("strategy_id").str.contains(glob_to_regex(strategy)))
     if markets:
-        need("market", "--market")
+        need("market", "market")
         conditions.append(pl.col("market").is_in(markets))
     if symbols:
-        need("symbol", "--symbol")
+        need("symbol", "symbol")
         conditions.append(pl.col("symbol").is_in(symbols))
     if begin is not None or finish is not None:
         time_col = "ts" if "ts" in has else "created_at" if "created_at" in has else None
         if time_col is None:
-            raise QueryError(f"--start/--end do not apply to table '{table}'")
+            raise QueryError(f"{{param}} does not apply to table '{table}' (it has no time "
+                             "column)", param="start" if begin is not None else "end")
         if begin is not None:
             conditions.append(pl.col(time_col) >= begin)
         if finish is not None:

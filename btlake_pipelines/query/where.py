@@ -61,7 +61,8 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     if len(text) > MAX_LENGTH:
-        raise QueryError(f"--where is too long ({len(text)} characters; at most {MAX_LENGTH})")
+        raise QueryError(f"{{param}} is too long ({len(text)} characters; at most {MAX_LENGTH})",
+                         param="where")
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
@@ -70,8 +71,8 @@ def tokenize(text: str) -> list[Token]:
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             start = len(text) - len(text[pos:].lstrip())
-            raise QueryError(f"bad --where at character {start + 1}: unexpected "
-                             f"{text[start:start + 12]!r}")
+            raise QueryError(f"bad {{param}} at character {start + 1}: unexpected "
+                             f"{text[start:start + 12]!r}", param="where")
         kind = m.lastgroup or ""
         value, start = m.group(kind), m.start(kind)
         if kind == "word" and value.lower() in _KEYWORDS:
@@ -171,13 +172,14 @@ class _Parser:
         if self.tok.kind != kind or (text is not None and self.tok.text != text):
             want = text or {"end": "end of expression", "word": "a field name"}.get(kind, kind)
             got = self.tok.text or "end of expression"
-            raise QueryError(f"bad --where at character {self.tok.pos}: expected {want}, "
-                             f"got {got!r}")
+            raise QueryError(f"bad {{param}} at character {self.tok.pos}: expected {want}, "
+                             f"got {got!r}", param="where")
         return self.take()
 
     def expr(self, depth: int) -> pl.Expr:
         if depth > MAX_DEPTH:
-            raise QueryError(f"--where is nested too deeply (more than {MAX_DEPTH} levels)")
+            raise QueryError(f"{{param}} is nested too deeply (more than {MAX_DEPTH} "
+                             "levels)", param="where")
         left = self.term(depth)
         while self.accept("kw", "or"):
             left = left | self.term(depth)
@@ -191,7 +193,8 @@ class _Parser:
 
     def factor(self, depth: int) -> pl.Expr:
         if depth > MAX_DEPTH:
-            raise QueryError(f"--where is nested too deeply (more than {MAX_DEPTH} levels)")
+            raise QueryError(f"{{param}} is nested too deeply (more than {MAX_DEPTH} "
+                             "levels)", param="where")
         if self.accept("kw", "not"):
             return ~self.factor(depth + 1)
         if self.accept("punct", "("):
@@ -224,8 +227,9 @@ class _Parser:
             op = self.take().text
             return self.compare(field, op, self.value())
         else:
-            raise QueryError(f"bad --where at character {self.tok.pos}: expected a comparison "
-                             f"(= != < <= > >=), in, like or is after {field.text!r}")
+            raise QueryError(f"bad {{param}} at character {self.tok.pos}: expected a comparison "
+                             f"(= != < <= > >=), in, like or is after {field.text!r}",
+                             param="where")
         return ~out if negate else out
 
     def value(self) -> Any:
@@ -239,8 +243,9 @@ class _Parser:
             return int(t.text) if re.fullmatch(r"[+-]?\d+", t.text) else number
         if t.kind == "kw" and t.text in ("true", "false"):
             return t.text == "true"
-        raise QueryError(f"bad --where at character {t.pos}: expected a value ('text', a "
-                         f"number, true or false), got {t.text or 'end of expression'!r}")
+        raise QueryError(f"bad {{param}} at character {t.pos}: expected a value ('text', a "
+                         f"number, true or false), got {t.text or 'end of expression'!r}",
+                         param="where")
 
     def compare(self, field: Token, op: str, value: Any) -> pl.Expr:
         col, kind = _resolve(field.text, self.schema, value)
@@ -307,8 +312,8 @@ def _resolve(name: str, schema: Schema, literal: Any) -> tuple[pl.Expr, str]:
     if dtype is None or name in _NOT_FIELDS:
         known = ", ".join(sorted(c for c in schema.schema if c not in _NOT_FIELDS and
                                  not c.startswith(("params", "metrics", "\x00"))))
-        raise QueryError(f"unknown field {name!r} in --where; use params.NAME, metrics.NAME, "
-                         f"engine.name or one of: {known}")
+        raise QueryError(f"{{param}}: unknown field {name!r}; use params.NAME, metrics.NAME, "
+                         f"engine.name or one of: {known}", param="where")
     if isinstance(dtype, pl.List):
         return pl.col(name), "list"
     if isinstance(dtype, pl.Date):
