@@ -38,6 +38,7 @@ from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scop
 from btlake_pipelines.ingest import market_slices as M
 from btlake_pipelines.ingest.archive import load_archived
 from btlake_pipelines.ingest.report import month_start, rows_per_partition
+from btlake_pipelines.metadata.runs_migration import migrate as migrate_runs
 from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta
 from btlake_pipelines.storage import predicates as P
@@ -290,6 +291,7 @@ def rederive_runs(lake: str, days: list[date]) -> list[Rederived]:
         if d not in written:
             results[d].note = "no runs stored for this date"
     if tables:
+        migrate_runs(lake)  # a runs table in the struct layout is rewritten first, once
         data = pa.concat_tables(tables, promote_options="permissive")
         version = delta.write(lake, RUNS, data, predicate=P.is_in("date", written),
                               metadata=_commit_metadata([f"{d}" for d in written],
