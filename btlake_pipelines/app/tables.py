@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from btlake_pipelines.contract.tables import FACT_TABLES as _SPECS
-from btlake_pipelines.contract.tables import PARTITION_COLUMNS, RUNS
+from btlake_pipelines.contract.tables import PARTITION_COLUMNS, PARTITIONED_TABLES, RUNS
 from btlake_pipelines.ingest.report import Key, month_start
 
 __all__ = ["FACT_TABLES", "PARTITIONED_TABLES", "RUNS", "Column", "Key", "catalog_key",
@@ -25,7 +25,6 @@ __all__ = ["FACT_TABLES", "PARTITIONED_TABLES", "RUNS", "Column", "Key", "catalo
 #: The fact tables (a run's results and shared market data), by name.
 FACT_TABLES: tuple[str, ...] = tuple(_SPECS)
 #: The tables stored in partitions a catalog shows: the fact tables and ``runs``.
-PARTITIONED_TABLES: tuple[str, ...] = (*FACT_TABLES, RUNS)
 
 #: Arrow type names of the contract's column kinds.
 _ARROW_TYPES = {"timestamp": "timestamp[us, UTC]", "string": "string", "float": "double",

@@ -70,6 +70,8 @@ FACT_TABLES: dict[str, TableSpec] = {t.name: t for t in (TRADES, EQUITY, TICKS, 
 RUNS = "runs"
 INGEST_LOG = "ingest_log"
 ALL_TABLES: tuple[str, ...] = (*FACT_TABLES, RUNS, INGEST_LOG)
+#: The tables partitioned by date (and market): what a catalog shows as partitioned assets.
+PARTITIONED_TABLES: tuple[str, ...] = (*FACT_TABLES, RUNS)
 
 #: Columns btlake adds to every stored fact row.
 PARTITION_COLUMNS = ("market", "date")

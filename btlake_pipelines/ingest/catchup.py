@@ -28,12 +28,18 @@ from datetime import date, datetime
 
 import polars as pl
 
-from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scope
+from btlake_pipelines.contract.tables import (
+    FACT_TABLES,
+    INGEST_LOG,
+    PARTITIONED_TABLES,
+    RUNS,
+    Scope,
+)
 from btlake_pipelines.ingest.rederive import delta_partition_rows
 from btlake_pipelines.storage.scan import scan
 
 Key = tuple[str | None, date]
-TABLES = (*FACT_TABLES, RUNS)
+TABLES = PARTITIONED_TABLES
 
 
 @dataclass

@@ -40,7 +40,7 @@ from btlake_pipelines.ingest.archive import load_archived
 from btlake_pipelines.ingest.report import month_start, rows_per_partition
 from btlake_pipelines.metadata.runs_migration import migrate as migrate_runs
 from btlake_pipelines.metadata.runs_table import run_rows
-from btlake_pipelines.storage import delta
+from btlake_pipelines.storage import delta, delta_log
 from btlake_pipelines.storage import predicates as P
 from btlake_pipelines.storage.scan import scan
 
@@ -196,12 +196,8 @@ def _unlogged_batches(lake: str, dt, recent: int = 64) -> set[str]:
     """Batches among the table's recent commits whose bundles have no ``ingest_log`` row from
     that batch or a later handling (a batch still running; or crashed, until its bundles are
     handled again)."""
-    from datetime import UTC, datetime
-
-    commits = [(str(e["btlake.batch"]), delta.commit_runs(e),
-                datetime.fromtimestamp(e["timestamp"] / 1000, UTC))
-               for e in dt.history(recent)
-               if e.get("btlake.batch") and e.get("btlake.operation") != "rederive"]
+    commits = [(c.batch_id, c.runs, c.timestamp) for c in delta_log.history(dt, recent)
+               if c.batch_id and c.btlake_operation != "rederive"]
     if not commits:
         return set()
     lf = scan(lake, INGEST_LOG)
@@ -438,4 +434,4 @@ def _commit_metadata(parts: list[str], runs: list[str]) -> dict:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return {"btlake.batch": f"rederive-{stamp}", "btlake.operation": "rederive",
             "btlake.partitions": parts[:1000], "btlake.runs": sorted(set(runs))[:1000],
-            "btlake.run_count": str(len(set(runs)))}
+            "btlake.run_count": len(set(runs))}

@@ -14,7 +14,6 @@ read data, and only for a bounded number of partitions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from btlake_pipelines.contract.tables import FACT_TABLES
-from btlake_pipelines.storage import delta, lake_files
+from btlake_pipelines.storage import delta, delta_log
 from btlake_pipelines.storage.scan import scan_table
 
 #: A partition of any lake table: (market, date), market None for ``runs``.
@@ -71,13 +70,11 @@ def committed_partitions(lake: str, table: str, versions: Iterable[int]) -> dict
     """Partitions whose files the given commits added or removed, each with the last of those
     versions that touched it; read from the commits' own log entries."""
     out: dict[Key, int] = {}
-    base = delta.table_uri(lake, table)
     for version in sorted(set(versions)):
-        text = lake_files.read_bytes(lake_files.join(base, "_delta_log", f"{version:020d}.json"))
-        for line in text.decode().splitlines():
-            if not line.strip():
-                continue
-            action = json.loads(line)
+        actions = delta_log.actions(lake, table, version)
+        if actions is None:
+            raise FileNotFoundError(delta_log.commit_uri(lake, table, version))
+        for action in actions:
             for kind in ("add", "remove"):
                 values = (action.get(kind) or {}).get("partitionValues")
                 if values and values.get("date"):

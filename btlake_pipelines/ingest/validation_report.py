@@ -18,11 +18,11 @@ from typing import Any
 
 import polars as pl
 
-from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS
+from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, PARTITIONED_TABLES, RUNS
 from btlake_pipelines.storage import delta
 from btlake_pipelines.storage.scan import scan_table
 
-TABLES = (*FACT_TABLES, RUNS)
+TABLES = PARTITIONED_TABLES
 WINDOW = timedelta(days=7)
 _LOG_COLUMNS = ("batch_id", "bundle", "status", "error", "reason", "tables", "rows",
                 "handled_at")

@@ -101,8 +101,8 @@ class Writer:
         faults.native_write(runs)
         version = delta.write(self.lake, table, data, predicate=predicate, metadata={
             "btlake.batch": self.batch.batch_id, "btlake.runs": runs[:1000],
-            "btlake.run_count": str(len(runs)), "btlake.rows_removed": str(removed),
-            "btlake.rows_added": str(data.num_rows if added is None else added)},
+            "btlake.run_count": len(runs), "btlake.rows_removed": removed,
+            "btlake.rows_added": data.num_rows if added is None else added},
             snapshot=snapshot)
         faults.point(f"after_commit:{table}")
         self.batch.commits.setdefault(table, []).append(version)

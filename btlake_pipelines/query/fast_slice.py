@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from btlake_pipelines.contract.tables import FACT_TABLES, Scope
+from btlake_pipelines.contract.tables import FACT_TABLES, PARTITION_COLUMNS, Scope
 
-PARTITIONS = ("market", "date")
+PARTITIONS = PARTITION_COLUMNS
 #: Above this many files the general (parallel) path is at least as fast.
 MAX_FILES = 8
 #: Delta's file statistics keep timestamps to the millisecond (truncated): widen by that.

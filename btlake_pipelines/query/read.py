@@ -3,6 +3,8 @@ and exact nanosecond timestamps restored."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import polars as pl
 import pyarrow as pa
 
@@ -11,7 +13,7 @@ from btlake_pipelines.contract.tables import ALL_TABLES, FACT_TABLES, NANOS_SUFF
 from btlake_pipelines.errors import NotFoundError, QueryError
 from btlake_pipelines.query.search import glob_to_regex
 from btlake_pipelines.storage.catalog import Catalog
-from btlake_pipelines.storage.delta import commit_runs
+from btlake_pipelines.storage.delta_log import Commit, history
 from btlake_pipelines.versions.time_travel import parse_as_of, parse_time
 
 
@@ -90,8 +92,8 @@ def _pinned_now(dt, runs: pl.DataFrame, table: str) -> dict[int, list[str]]:
     done = set(runs.get_column("batch_id").unique().to_list())
     pending: dict[str, int] = {}  # run -> the newest unfinished commit naming it
     finished = 0
-    for entry in _recent_history(dt):
-        batch = entry.get("btlake.batch")
+    for commit in _recent_history(dt):
+        batch = commit.batch_id
         if batch is None:
             continue  # maintenance (optimize, vacuum) never changes which rows a run has
         if batch in done:
@@ -100,8 +102,8 @@ def _pinned_now(dt, runs: pl.DataFrame, table: str) -> dict[int, list[str]]:
             if finished >= _FINISHED_BATCHES_SCANNED:
                 break
             continue
-        for name in commit_runs(entry):
-            pending.setdefault(name, int(entry["version"]))
+        for name in commit.runs:
+            pending.setdefault(name, commit.version)
     if not pending:
         return {}
     rows = runs.filter(pl.col("run_id").is_in(list(pending))).select(
@@ -119,11 +121,11 @@ _FINISHED_BATCHES_SCANNED = 8
 _MAX_COMMITS_SCANNED = 512
 
 
-def _recent_history(dt):
+def _recent_history(dt) -> Iterator[Commit]:
     """The table's commits, newest first, read in growing pages (most reads need one)."""
     seen, limit = 0, 8
     while seen < _MAX_COMMITS_SCANNED:
-        entries = dt.history(limit=limit)
+        entries = history(dt, limit)
         yield from entries[seen:]
         if len(entries) < limit:
             return

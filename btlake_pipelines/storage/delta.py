@@ -18,7 +18,7 @@ import pyarrow as pa
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, PARTITION_COLUMNS, RUNS
 from btlake_pipelines.settings import storage_options
 from btlake_pipelines.storage.checkpoints import maybe_checkpoint
-from btlake_pipelines.storage.delta_log import Commit, commit_metadata, find_commit, table_uri
+from btlake_pipelines.storage.delta_log import commit_metadata, find_commit, table_uri
 
 PARTITIONS: dict[str, list[str]] = {
     **{name: list(PARTITION_COLUMNS) for name in FACT_TABLES},
@@ -116,7 +116,3 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
     maybe_checkpoint(uri, version)  # deltalake's own interval, caught up if it was missed
     return version
 
-
-def commit_runs(entry: Mapping[str, Any]) -> list[str]:
-    """The run (bundle) names a btlake commit recorded, from a ``history()`` entry."""
-    return Commit.from_info(entry).runs
