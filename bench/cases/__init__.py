@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.cases import bundles, http, ingest, market_scale, runs, slices
+from bench.cases import bundles, catalog, http, ingest, market_scale, runs, slices
 from bench.core import CaseResult, Context
 
 CASES: dict[str, Callable[[Context], CaseResult]] = {
@@ -16,6 +16,7 @@ CASES: dict[str, Callable[[Context], CaseResult]] = {
     "small_bundles": bundles.small_bundles,
     "run_search": runs.run_search,
     "top_runs": runs.top_runs,
+    "catalog_names": catalog.catalog_names,
     "cli_wall": runs.cli_wall,
     "read_run": runs.read_run,
     "time_slice": slices.time_slice,
