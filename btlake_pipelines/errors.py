@@ -25,8 +25,6 @@ PARAM = "{param}"
 class BtlakeError(Exception):
     """An error the user can act on; its message is shown as is, without a traceback."""
 
-    #: The HTTP status the API answers with for this error.
-    http_status: int = 400
     #: The input the error is about, by its neutral name (``run_id``), or None.
     param: str | None = None
 
@@ -50,8 +48,6 @@ class BtlakeError(Exception):
 class NotFoundError(BtlakeError):
     """An unknown run, table or version."""
 
-    http_status = 404
-
 
 class QueryError(BtlakeError):
     """A bad predicate, filter value or option in a read or search."""
@@ -59,8 +55,6 @@ class QueryError(BtlakeError):
 
 class RetentionError(BtlakeError):
     """A time-travel request for a version that maintenance has already vacuumed."""
-
-    http_status = 410
 
 
 @dataclass

@@ -81,9 +81,6 @@ class S3AccessError(BtlakeError, OSError):
     """An S3 request failed; the message never carries credentials. An ``OSError`` too, so
     ingestion treats it as a failure of the store (bundles stay in landing), not of a bundle."""
 
-    http_status = 502
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
