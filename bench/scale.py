@@ -826,17 +826,32 @@ def catalog_memory(run: Run) -> Section:
                           mib(disk), mib(doc["peak"])])
         sec.data.setdefault("points", []).append({"runs": n, **doc, "disk": disk})
     b0, per_run = fit([p[0] for p in points], [p[1] for p in points])
+    n_last = lakes[-1][0]
+    cols = sorted(doc["columns"].items(), key=lambda kv: -kv[1])
+    plain = sum(v for _, v in cols)
+    data_per_run = (plain + doc["long"]) / n_last
+    sec.notes.append(
+        f"Of the {doc['held'] / n_last:,.0f} B per run held at {n_last:,} runs, the plain "
+        f"columns (one frame per segment, polars' `estimated_size`) take {plain / n_last:,.0f}"
+        " B (" + ", ".join(f"`{k}` {v / n_last:,.0f}" for k, v in cols[:6]) + ", ...) and "
+        f"the long tables of params and metrics {doc['long'] / n_last:,.0f} B; the rest is "
+        "memory the allocators keep after the load (it stays resident: `malloc_trim` and "
+        "Arrow's `release_unused` return under 10% of it).")
     sec.notes.append(
         f"Runs {how}. Measured in a fresh process that first loads a 4-run lake (so lazy "
         "imports and first allocations are not counted): resident memory before and after "
         "`Catalog(lake).runs_index()` (the whole `runs` table in memory, as a long-lived "
         "`Lake` and `btlake serve` hold it). The difference is what the catalog holds, "
         "including memory the allocator keeps from the load's transient copies; peak = the "
-        "process's high-water mark.")
+        "process's high-water mark (`VmHWM`, the warm-up load included).")
     sec.figures.append(Figure(
         "catalog_bytes_per_run", "catalog memory per run", per_run, "B/run",
         f"linear fit over {', '.join(f'{n:,}: {mib(b)}' for n, b in points)}",
         b0 + per_run * MODEL["runs"], "B at 10M runs", f"{MODEL['runs']:,.0f} runs"))
+    sec.figures.append(Figure(
+        "catalog_data_bytes_per_run", "catalog data per run (columns + long tables, without "
+        "allocator overhead)", data_per_run, "B/run", f"at {n_last:,} runs",
+        data_per_run * MODEL["runs"], "B at 10M runs", f"{MODEL['runs']:,.0f} runs"))
     return sec
 
 
@@ -897,19 +912,33 @@ def _ingested_runs_lakes(run: Run, root: Path, sizes: tuple[int, ...]
 
 
 CATALOG_PROBE = """
-import json, os, resource, sys, time
+import json, os, sys, time
 import polars, pyarrow, deltalake
 from btlake_pipelines.storage.catalog import Catalog
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
 Catalog(sys.argv[2]).runs_index()  # every lazy import and first allocation, not counted
-before = rss()
+before = status("VmRSS")
 t0 = time.perf_counter()
 index = Catalog(sys.argv[1]).runs_index()
 seconds = time.perf_counter() - t0
-held = rss() - before
-sys.stdout.write(json.dumps({"held": held, "seconds": seconds,
-                             "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+held = status("VmRSS") - before
+columns, long = {}, 0
+for seg in getattr(index, "segments", []):
+    for name in seg.frame.columns:
+        columns[name] = columns.get(name, 0) + seg.frame.get_column(name).estimated_size()
+    for grouped in [*seg.params.values(), seg.metrics]:
+        for slot in getattr(grouped, "__slots__", ()):
+            value = getattr(grouped, slot, None)
+            for v in (value if isinstance(value, tuple) else (value,)):
+                size = getattr(v, "nbytes", None)
+                if size is None and hasattr(v, "estimated_size"):
+                    size = v.estimated_size()
+                long += size if isinstance(size, int) else 0
+sys.stdout.write(json.dumps({"held": held, "seconds": seconds, "peak": status("VmHWM"),
+                             "columns": columns, "long": long}))
 sys.stdout.flush()
 os._exit(0)
 """
