@@ -295,8 +295,8 @@ def delta_log(run: Run) -> Section:
 
 def _built_log(run: Run, root: Path, n_max: int) -> list[float]:
     """Build the ``n_max``-commit table under ``root`` (or reuse the one a previous run built
-    with the same sizes: 10,000 commits take from 8 minutes on an idle machine to an hour on
-    a busy one); the latency of each commit, in seconds."""
+    with the same sizes: each commit costs more as live files accumulate, so 10,000 take half
+    an hour to an hour on this machine); the latency of each commit, in seconds."""
     s = run.sizes
     key = {"commits": n_max, "rows": s.rows_per_commit, "v": 1}
     done = root / "build.json"
