@@ -58,9 +58,8 @@ def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None
     crashes: dict[str, int] = {}
     queue: list[list[str]] = [names] if names else []
     while queue:
-        batch = [n for n in queue.pop(0) if zone.has_manifest(n)]
-        if not batch:
-            continue
+        # the child keeps only bundles still landed; a retry's bundle was looked up at its crash
+        batch = queue.pop(0)
         done, crash = _run_child(lake, zone, batch, progress, listed)
         if done is not None:
             _merge(merged, done)
