@@ -141,6 +141,11 @@ class Settings:
     fault_pause: str | None = None
     breadcrumb: str | None = None
     supervised_by: int | None = None
+    #: replication (CONTRACT section 8): the replica's root, how often Dagster replicates
+    #: (seconds) and the lag past which its asset check fails (seconds)
+    replica: str | None = None
+    replica_interval: int = 60
+    replica_max_lag: int = 900
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -194,6 +199,9 @@ _FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("fault_pause", "BTLAKE_FAULT_PAUSE", str),
     ("breadcrumb", "BTLAKE_INGEST_BREADCRUMB", str),
     ("supervised_by", "BTLAKE_SUPERVISED_BY", int),
+    ("replica", "BTLAKE_REPLICA", str),
+    ("replica_interval", "BTLAKE_REPLICA_INTERVAL", int),
+    ("replica_max_lag", "BTLAKE_REPLICA_MAX_LAG", int),
 )
 #: Every variable :meth:`Settings.from_env` reads: a change to any of them is seen.
 WATCHED: tuple[str, ...] = (*(var for _, var, _ in _FIELDS), "AWS_ACCESS_KEY_ID",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     import polars as pl
 
+    from btlake_pipelines.app.replication import ReplicationReport, ReplicationStatus
     from btlake_pipelines.app.partitions import (
         BatchPartitions,
         BatchResult,
@@ -317,3 +318,40 @@ class Lake:
             if real_data:
                 folders += write_real_sample_bundles(Path(tmp))
             return [self.publish(f, landing=landing, replace=True) for f in folders]
+
+    # --- replication (CONTRACT section 8) ----------------------------------------------------
+
+    def replicate(self, to: str | None = None, *, pause: Callable[[str], None] | None = None
+                  ) -> ReplicationReport:
+        """Copy what this lake holds and the replica at ``to`` (default: the settings'
+        ``replica``) lacks, so that it is at every moment a valid lake at an earlier point of
+        this one; ``pause(point)`` runs between steps (crash tests)."""
+        from btlake_pipelines.app.replication import report_of
+        from btlake_pipelines.replication import replicate_once
+
+        target = self._replica(to)
+        return report_of(target, replicate_once(self.uri, target, pause))
+
+    def replication_status(self, to: str | None = None) -> ReplicationStatus:
+        """Per table this lake's latest version and the replica's, and the lag."""
+        from btlake_pipelines.app.replication import status_of
+        from btlake_pipelines.replication import lag
+
+        target = self._replica(to)
+        return status_of(target, lag(self.uri, target))
+
+    def promote(self) -> bool:
+        """Make this lake (a replica) a primary: maintenance compacts here again, and
+        replicating into it is refused. True when it was a replica."""
+        from btlake_pipelines.replication import promote
+
+        return promote(self.uri)
+
+    def _replica(self, to: str | None) -> str:
+        from btlake_pipelines.errors import BtlakeError
+
+        target = to or self.settings.replica
+        if not target:
+            raise BtlakeError("{param} is required: the replica's root (a folder or "
+                              "s3://bucket/prefix)", param="to")
+        return lake_uri(target)

@@ -341,3 +341,53 @@ def _int(value: Any) -> int | None:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+# --- replication: a commit file's raw actions and the objects it names ---------------------
+
+#: A log file name: its version (20 digits), then ``.json`` (a commit) or a checkpoint /
+#: checksum / compacted-log suffix.
+_LOG_NAME_DIGITS = 20
+
+
+def log_file_version(name: str) -> int | None:
+    """The version a ``_delta_log`` file name belongs to (``00..07.json``,
+    ``00..07.checkpoint.parquet``, ``00..07.crc``), None for other names (``_last_checkpoint``,
+    temporary files)."""
+    head = name[:_LOG_NAME_DIGITS]
+    if len(name) > _LOG_NAME_DIGITS and head.isdigit() and name[_LOG_NAME_DIGITS] == ".":
+        return int(head)
+    return None
+
+
+def parse_actions(raw: bytes) -> list[dict[str, Any]]:
+    """The actions of a commit file's bytes (one JSON object a line)."""
+    return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+def referenced_files(actions: list[dict[str, Any]]) -> list[str]:
+    """The objects a commit adds, relative to the table and decoded: the data files of its
+    ``add`` actions and the change-data files of its ``cdc`` actions (deltalake writes no
+    deletion vectors). Absolute paths (shallow clones) name objects outside the table and are
+    left out: they are not the table's to copy."""
+    out: list[str] = []
+    for action in actions:
+        for kind in ("add", "cdc"):
+            body = action.get(kind)
+            if body and _relative(body.get("path")):
+                out.append(unquote(body["path"]))
+    return list(dict.fromkeys(out))
+
+
+def removed_files(actions: list[dict[str, Any]]) -> set[str]:
+    """The data files a commit's ``remove`` actions take out of the table (decoded)."""
+    return {unquote(a["remove"]["path"]) for a in actions
+            if "remove" in a and _relative(a["remove"].get("path"))}
+
+
+def commit_millis(actions: list[dict[str, Any]]) -> int | None:
+    """The commit's own time (``commitInfo.timestamp``, ms since the epoch), None if absent."""
+    for action in actions:
+        if "commitInfo" in action:
+            return _int(action["commitInfo"].get("timestamp"))
+    return None

@@ -25,6 +25,7 @@ from btlake_pipelines.metadata.runs_migration import migrate as migrate_runs
 from btlake_pipelines.storage import maintenance_state
 from btlake_pipelines.storage.checkpoints import log_state
 from btlake_pipelines.storage.delta import open_table, table_uri, writer_properties
+from btlake_pipelines.storage.replica import is_replica, vacuum_without_commit
 
 DEFAULT_RETENTION_HOURS = 168
 
@@ -63,7 +64,9 @@ def maintain(lake: str, *, tables: list[str] | None = None,
 
     if retention_hours < 0:
         raise ValueError("retention must be >= 0 hours")
-    migrate_runs(lake)  # a runs table still in the struct layout is rewritten (one commit)
+    replica = is_replica(lake)  # its logs are the primary's: nothing may commit there
+    if not replica:
+        migrate_runs(lake)  # a runs table still in the struct layout is rewritten (one commit)
     reports = []
     for table in tables or list(ALL_TABLES):
         dt = open_table(lake, table)
@@ -76,7 +79,7 @@ def maintain(lake: str, *, tables: list[str] | None = None,
         spec = FACT_TABLES.get(table)
         props = CommitProperties(custom_metadata={"btlake.maintenance": "optimize"})
         filters = _filters(table, partitions)
-        for flt in filters:
+        for flt in [] if replica else filters:
             if spec is not None:
                 metrics = dt.optimize.z_order(
                     list(spec.sort_by[:2]), partition_filters=flt,
@@ -90,8 +93,11 @@ def maintain(lake: str, *, tables: list[str] | None = None,
             if flt:
                 report.partitions.append(",".join(f"{k}={v}" for k, _, v in flt))
         dt.create_checkpoint()
-        report.vacuumed = len(dt.vacuum(retention_hours=retention_hours, dry_run=False,
-                                        enforce_retention_duration=False))
+        if replica:
+            report.vacuumed = vacuum_without_commit(dt, table_uri(lake, table), retention_hours)
+        else:
+            report.vacuumed = len(dt.vacuum(retention_hours=retention_hours, dry_run=False,
+                                            enforce_retention_duration=False))
         cleanup_log(dt)
         report.version_after = dt.version()
         reports.append(report)

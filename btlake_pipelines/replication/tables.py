@@ -1,0 +1,235 @@
+"""One Delta table copied from the primary to the replica, a version at a time.
+
+For each version after the replica's latest, in order: the objects its ``add`` / ``cdc``
+actions name (verified copies, skipped when already there), then its commit file, then the
+checkpoint of that version if the primary has one. ``_last_checkpoint`` is written last, and
+only when it points to a version the replica holds. The replica's own ``_delta_log`` is the
+state: its latest version is how far the table is, so a killed run resumes there, and a data
+file copied for an entry the run did not get to is found whole (same size and digest) and not
+copied again.
+
+When the primary's log no longer holds the commits after the replica's version (log cleanup
+removed them), the table restarts from the newest primary checkpoint: its live files, then the
+checkpoint, then the commits after it; versions in between are ones the primary cannot load
+either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from btlake_pipelines.replication.objects import (
+    Counts,
+    ReplicationError,
+    Root,
+    copy_object,
+    put,
+    write_new,
+)
+from btlake_pipelines.storage import delta_log
+
+LOG = delta_log.LOG
+LAST_CHECKPOINT = "_last_checkpoint"
+#: Data files copied at once (pyarrow releases the GIL while reading, writing and hashing).
+COPY_THREADS = 8
+
+
+@dataclass
+class LogListing:
+    """A table's ``_delta_log`` as listed: commit versions and each version's other files."""
+
+    commits: set[int] = field(default_factory=set)
+    checkpoints: dict[int, list[str]] = field(default_factory=dict)
+    last_checkpoint: bool = False
+
+    @property
+    def version(self) -> int:
+        """The latest version a reader can load (-1: none)."""
+        return max([*self.commits, *self.checkpoints], default=-1)
+
+
+def list_log(root: Root, table: str) -> LogListing:
+    out = LogListing()
+    for name in root.listing(f"{table}/{LOG}"):
+        version = delta_log.log_file_version(name)
+        if "/" in name:
+            continue
+        if version is None:
+            out.last_checkpoint |= name == LAST_CHECKPOINT
+        elif name.endswith(".json") and name[20:] == ".json":
+            out.commits.add(version)
+        elif ".checkpoint." in name:
+            out.checkpoints.setdefault(version, []).append(name)
+    return out
+
+
+def latest_version(root: Root, table: str) -> int:
+    return list_log(root, table).version
+
+
+def commit_name(version: int) -> str:
+    return f"{version:020d}.json"
+
+
+def replicate_table(src: Root, dst: Root, table: str, upto: int,
+                    pause: Callable[[str], None] | None = None) -> Counts:
+    """Bring ``table`` of ``dst`` to version ``upto`` of ``src``; see the module docstring.
+    ``pause(point)`` is called between steps (the crash tests' fault points)."""
+    counts = Counts()
+    have_log = list_log(dst, table)
+    have = have_log.version
+    src_log = list_log(src, table)
+    if have > src_log.version:
+        raise ReplicationError(f"the replica's table '{table}' is at version {have}, past the "
+                               f"primary's {src_log.version}: something other than replicate "
+                               "committed to it (was it promoted?)")
+    if have >= 0 and have in src_log.commits and have in have_log.commits:
+        # the entry both hold must be the same: one read of a small file per table and run
+        if src.read(f"{table}/{LOG}/{commit_name(have)}") != \
+                dst.read(f"{table}/{LOG}/{commit_name(have)}"):
+            from btlake_pipelines.replication.objects import diverged
+
+            raise diverged(f"{table}/{LOG}/{commit_name(have)}")
+    start = have + 1
+    if start <= upto and start not in src_log.commits:
+        start = _restart_from_checkpoint(src, dst, table, src_log, start, upto, counts, pause)
+    for version in range(start, upto + 1):
+        _copy_version(src, dst, table, version, upto, counts, pause)
+        for name in src_log.checkpoints.get(version, []):
+            _count(counts, copy_object(src, dst, f"{table}/{LOG}/{name}"))
+    _copy_older_checkpoints(src, dst, table, src_log, have_log, min(have, upto), counts)
+    _copy_last_checkpoint(src, dst, table, max(have, upto))
+    return counts
+
+
+def _copy_version(src: Root, dst: Root, table: str, version: int, upto: int, counts: Counts,
+                  pause: Callable[[str], None] | None) -> None:
+    rel = f"{table}/{LOG}/{commit_name(version)}"
+    try:
+        raw = src.read(rel)
+    except OSError as exc:
+        raise ReplicationError(f"the primary's table '{table}' lost commit {version} while it "
+                               "was copied (log cleanup?); run replicate again") from exc
+    actions = delta_log.parse_actions(raw)
+    files = delta_log.referenced_files(actions)
+    missing = _copy_files(src, dst, table, files, counts, pause)
+    if missing and not _removed_later(src, table, version, upto, missing):
+        raise ReplicationError(f"the primary's table '{table}' lacks {len(missing)} data "
+                               f"file(s) that version {version} still needs, e.g. "
+                               f"'{sorted(missing)[0]}'")
+    if pause:
+        pause("before_log_entry")
+    if write_new(dst, rel, raw):
+        counts.log_entries += 1
+    if pause:
+        pause("after_log_entry")
+
+
+def _copy_files(src: Root, dst: Root, table: str, files: list[str], counts: Counts,
+                pause: Callable[[str], None] | None) -> set[str]:
+    """Copy ``files`` of ``table``; the ones the primary no longer has."""
+    missing: set[str] = set()
+
+    def one(path: str) -> tuple[str, int | None]:
+        got = copy_object(src, dst, f"{table}/{path}")
+        if pause:
+            pause("after_data_file")
+        return path, got
+
+    if len(files) <= 1:
+        results = [one(p) for p in files]
+    else:
+        with ThreadPoolExecutor(min(COPY_THREADS, len(files))) as pool:
+            results = list(pool.map(one, files))
+    for path, got in results:
+        if got is None:
+            missing.add(path)
+        else:
+            _count(counts, got)
+    return missing
+
+
+def _removed_later(src: Root, table: str, version: int, upto: int, missing: set[str]) -> bool:
+    """Whether commits after ``version`` (up to the primary's latest) remove every file in
+    ``missing``: files the primary vacuumed because no version it keeps needs them. The
+    replica's version ``version`` then lacks them as the primary's does."""
+    left = set(missing)
+    latest = latest_version(src, table)
+    for later in range(version + 1, max(upto, latest) + 1):
+        try:
+            raw = src.read(f"{table}/{LOG}/{commit_name(later)}")
+        except OSError:
+            return False
+        left -= delta_log.removed_files(delta_log.parse_actions(raw))
+        if not left:
+            return True
+    return False
+
+
+def _restart_from_checkpoint(src: Root, dst: Root, table: str, src_log: LogListing,
+                             start: int, upto: int, counts: Counts,
+                             pause: Callable[[str], None] | None) -> int:
+    """Copy the newest primary checkpoint ``c`` in ``start..upto`` after whose commits the
+    log is whole, with the files live at ``c``; returns ``c + 1``."""
+    candidates = [c for c in src_log.checkpoints if start <= c <= upto
+                  and all(v in src_log.commits for v in range(c + 1, upto + 1))]
+    if not candidates:
+        raise ReplicationError(f"the primary's table '{table}' no longer holds commit {start} "
+                               "nor a checkpoint to start from after it")
+    checkpoint = max(candidates)
+    from btlake_pipelines.storage.delta import open_table
+
+    dt = open_table(src.uri, table, checkpoint)
+    from urllib.parse import unquote
+
+    files = [unquote(f.path) for f in delta_log.live_files(dt)]
+    missing = _copy_files(src, dst, table, files, counts, pause)
+    if missing:
+        raise ReplicationError(f"the primary's table '{table}' lacks {len(missing)} data "
+                               f"file(s) of its version {checkpoint}")
+    for name in src_log.checkpoints[checkpoint]:
+        _count(counts, copy_object(src, dst, f"{table}/{LOG}/{name}"))
+    counts.log_entries += 1
+    if checkpoint in src_log.commits:
+        write_new(dst, f"{table}/{LOG}/{commit_name(checkpoint)}",
+                  src.read(f"{table}/{LOG}/{commit_name(checkpoint)}"))
+    return checkpoint + 1
+
+
+def _copy_older_checkpoints(src: Root, dst: Root, table: str, src_log: LogListing,
+                            have_log: LogListing, have: int, counts: Counts) -> None:
+    """Checkpoints the primary wrote (hourly upkeep) for versions the replica already had."""
+    for version, names in src_log.checkpoints.items():
+        if version <= have and version not in have_log.checkpoints:
+            for name in names:
+                _count(counts, copy_object(src, dst, f"{table}/{LOG}/{name}"))
+
+
+def _copy_last_checkpoint(src: Root, dst: Root, table: str, replica_version: int) -> None:
+    rel = f"{table}/{LOG}/{LAST_CHECKPOINT}"
+    try:
+        raw = src.read(rel)
+        pointed = int(json.loads(raw)["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if pointed > replica_version:
+        return
+    try:
+        if dst.read(rel) == raw:
+            return
+    except OSError:
+        pass
+    put(dst, rel, raw)
+
+
+def _count(counts: Counts, got: int | None) -> None:
+    if got is None:
+        return
+    if got:
+        counts.files_copied += 1
+        counts.bytes_copied += got
+    else:
+        counts.files_skipped += 1
