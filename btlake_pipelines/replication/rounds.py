@@ -111,6 +111,7 @@ def replicate_once(primary: str, replica: str,
                    pause: Callable[[str], None] | None = None) -> RoundResult:
     """Copy what the primary holds and the replica lacks (module docstring); idempotent."""
     started = time.monotonic()
+    pause = pause or _fault_point
     src, dst = Root.of(primary), Root.of(replica)
     if src.uri == dst.uri:
         raise ReplicationError("{param} is the lake itself; name another location",
@@ -122,7 +123,7 @@ def replicate_once(primary: str, replica: str,
     for table in reversed(order):  # versions fixed bookkeeping first, copied last
         targets[table] = latest_version(src, table)
     result = RoundResult()
-    result.counts.add(_copy_plain(src, dst, layout.files))
+    result.counts.add(_copy_plain(src, dst, layout.files, pause))
     for table in order:
         if targets[table] >= 0:
             result.counts.add(replicate_table(src, dst, table, targets[table], pause))
@@ -131,7 +132,15 @@ def replicate_once(primary: str, replica: str,
     return result
 
 
-def _copy_plain(src: Root, dst: Root, files: dict[str, int]) -> Counts:
+def _fault_point(name: str) -> None:
+    """The crash tests' named points (``BTLAKE_FAULT_POINT=replicate:<name>[#n]``)."""
+    from btlake_pipelines.ingest.faults import point
+
+    point(f"replicate:{name}")
+
+
+def _copy_plain(src: Root, dst: Root, files: dict[str, int],
+                pause: Callable[[str], None]) -> Counts:
     """btlake's plain files: copied when the replica lacks them or holds another size. They
     are written once (an archive copy per handling, a quarantined folder per refusal), so a
     file of the same size is the same file."""
@@ -147,6 +156,7 @@ def _copy_plain(src: Root, dst: Root, files: dict[str, int]) -> Counts:
             counts.files_skipped += 1
             continue
         got = copy_object(src, dst, rel, size=size, check_existing=False)
+        pause("after_plain_file")
         if got:
             counts.files_copied += 1
             counts.bytes_copied += got

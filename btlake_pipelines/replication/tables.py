@@ -26,6 +26,7 @@ from btlake_pipelines.replication.objects import (
     ReplicationError,
     Root,
     copy_object,
+    diverged,
     put,
     write_new,
 )
@@ -86,13 +87,11 @@ def replicate_table(src: Root, dst: Root, table: str, upto: int,
         raise ReplicationError(f"the replica's table '{table}' is at version {have}, past the "
                                f"primary's {src_log.version}: something other than replicate "
                                "committed to it (was it promoted?)")
-    if have >= 0 and have in src_log.commits and have in have_log.commits:
-        # the entry both hold must be the same: one read of a small file per table and run
-        if src.read(f"{table}/{LOG}/{commit_name(have)}") != \
-                dst.read(f"{table}/{LOG}/{commit_name(have)}"):
-            from btlake_pipelines.replication.objects import diverged
-
-            raise diverged(f"{table}/{LOG}/{commit_name(have)}")
+    last = f"{table}/{LOG}/{commit_name(have)}"
+    # the entry both hold must be the same: one read of a small file per table and round
+    if have >= 0 and have in src_log.commits and have in have_log.commits and \
+            src.read(last) != dst.read(last):
+        raise diverged(last)
     start = have + 1
     if start <= upto and start not in src_log.commits:
         start = _restart_from_checkpoint(src, dst, table, src_log, start, upto, counts, pause)
