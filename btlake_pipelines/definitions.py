@@ -9,15 +9,20 @@ from dagster import Definitions
 from btlake_pipelines.defs.assets import all_assets, raw_bundles
 from btlake_pipelines.defs.checks import all_checks
 from btlake_pipelines.defs.jobs import all_jobs
+from btlake_pipelines.defs.replication import (
+    replica_lag_check,
+    replication_job,
+    replication_sensor,
+)
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
 from btlake_pipelines.defs.schedules import all_schedules
 from btlake_pipelines.defs.sensors import landing_sensor
 
 defs = Definitions(
     assets=[raw_bundles, *all_assets],
-    asset_checks=all_checks,
-    jobs=all_jobs,
-    sensors=[landing_sensor],
+    asset_checks=[*all_checks, replica_lag_check],
+    jobs=[*all_jobs, replication_job],
+    sensors=[landing_sensor, replication_sensor],
     schedules=all_schedules,
     resources={"lake": LakeResource(), "landing": LandingZoneResource()},
 )
