@@ -174,12 +174,25 @@ class BundleAccepted(BaseModel):
     message: str
 
 
+class ReplicaLag(BaseModel):
+    """How far the configured replica (``BTLAKE_REPLICA``) lags: ``btlake replicate --status``."""
+
+    replica: str = Field(description="The replica's URI (never credentials).")
+    tables: dict[str, dict[str, int | None]] = Field(
+        default_factory=dict, description="Per table: primary_version, replica_version.")
+    lag_versions: int | None = None
+    lag_seconds: float | None = None
+    error: str | None = Field(default=None, description="Why the lag could not be read.")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     lake: str = Field(description="The lake URI served (never credentials).")
     landing: str
     version: str
     auth: dict[str, bool] = Field(description="Which tokens the server requires.")
+    replica: ReplicaLag | None = Field(default=None,
+                                       description="The replica's lag, when one is configured.")
 
 
 class TableRows(BaseModel):

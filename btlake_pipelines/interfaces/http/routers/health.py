@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 
+from btlake_pipelines.errors import redact
 from btlake_pipelines.interfaces.http.dependencies import State
 from btlake_pipelines.interfaces.http.models import Health
 
@@ -33,4 +34,15 @@ def health(request: Request, state: State) -> dict[str, Any]:
         "landing": public_uri(settings.landing), "version": request.app.version,
         "auth": {"write_token": settings.api_token is not None,
                  "read_token": settings.api_read_token is not None},
+        "replica": replica_lag(state) if settings.replica else None,
     }
+
+
+def replica_lag(state: State) -> dict[str, Any]:
+    """The replica's lag; a replica that cannot be read is reported, never a failed health."""
+    target = public_uri(state.settings.replica or "")
+    try:
+        found = state.lake.replication_status()
+    except Exception as exc:
+        return {"replica": target, "error": redact(f"{type(exc).__name__}: {exc}")[:300]}
+    return {"replica": target, **found.to_dict()}

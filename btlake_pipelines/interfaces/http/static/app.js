@@ -804,6 +804,24 @@
     }
   });
 
+  // the replica's lag (GET /api/v1/health, open without a token), when one is configured
+  async function showReplicaLag() {
+    const foot = $("replica-lag");
+    if (!foot) return;
+    try {
+      const response = await fetch(apiUrl("/health"), { headers: { Accept: "application/json" } });
+      const doc = await response.json();
+      const lag = doc.replica;
+      if (!lag) return;
+      foot.textContent = lag.error ? "Replica " + lag.replica + ": " + lag.error
+        : "Replica " + lag.replica + ": " + (lag.lag_versions === 0 ? "up to date"
+          : lag.lag_versions + " version(s), " + lag.lag_seconds + " s behind");
+      foot.classList.toggle("behind", Boolean(lag.error || lag.lag_versions));
+      foot.hidden = false;
+    } catch (err) { /* the footer is a hint: no answer, no footer */ }
+  }
+  showReplicaLag();
+
   const page = document.body.dataset.page;
   if (page === "index") {
     setupTokenButton();
