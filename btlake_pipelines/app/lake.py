@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     import polars as pl
 
-    from btlake_pipelines.app.replication import ReplicationReport, ReplicationStatus
     from btlake_pipelines.app.partitions import (
         BatchPartitions,
         BatchResult,
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
         PartitionReport,
         Rederived,
     )
+    from btlake_pipelines.app.replication import ReplicationReport, ReplicationStatus
     from btlake_pipelines.app.tables import Key
     from btlake_pipelines.app.validation import ValidationSummary
     from btlake_pipelines.storage.maintenance import LogReport
