@@ -28,6 +28,7 @@ from btlake_pipelines.replication.objects import (
     ReplicationError,
     Root,
     copy_object,
+    pool,
     put,
 )
 from btlake_pipelines.replication.tables import (
@@ -151,12 +152,15 @@ def _copy_plain(src: Root, dst: Root, files: dict[str, int],
             there.update({f"{top}/{k}": v for k, v in dst.listing(top, recursive=True).items()})
         elif dst.exists(top):
             there[top] = int(dst.info(top).size or 0)
-    for rel, size in sorted(files.items()):
-        if there.get(rel) == size:
-            counts.files_skipped += 1
-            continue
-        got = copy_object(src, dst, rel, size=size, check_existing=False)
+    todo = sorted(rel for rel, size in files.items() if there.get(rel) != size)
+    counts.files_skipped = len(files) - len(todo)
+
+    def one(rel: str) -> int | None:
+        got = copy_object(src, dst, rel, size=files[rel], check_existing=False)
         pause("after_plain_file")
+        return got
+
+    for got in pool().map(one, todo):
         if got:
             counts.files_copied += 1
             counts.bytes_copied += got

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from btlake_pipelines.replication.objects import (
@@ -27,6 +26,7 @@ from btlake_pipelines.replication.objects import (
     Root,
     copy_object,
     diverged,
+    pool,
     put,
     write_new,
 )
@@ -34,8 +34,6 @@ from btlake_pipelines.storage import delta_log
 
 LOG = delta_log.LOG
 LAST_CHECKPOINT = "_last_checkpoint"
-#: Data files copied at once (pyarrow releases the GIL while reading, writing and hashing).
-COPY_THREADS = 8
 
 
 @dataclass
@@ -138,11 +136,7 @@ def _copy_files(src: Root, dst: Root, table: str, files: list[str], counts: Coun
             pause("after_data_file")
         return path, got
 
-    if len(files) <= 1:
-        results = [one(p) for p in files]
-    else:
-        with ThreadPoolExecutor(min(COPY_THREADS, len(files))) as pool:
-            results = list(pool.map(one, files))
+    results = [one(p) for p in files] if len(files) <= 1 else list(pool().map(one, files))
     for path, got in results:
         if got is None:
             missing.add(path)
