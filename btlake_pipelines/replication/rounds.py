@@ -114,10 +114,11 @@ def replicate_once(primary: str, replica: str,
     started = time.monotonic()
     pause = pause or _fault_point
     src, dst = Root.of(primary), Root.of(replica)
-    if src.uri == dst.uri:
-        raise ReplicationError("{param} is the lake itself; name another location",
-                               param="to")
+    if src.uri == dst.uri or _inside(src.uri, dst.uri) or _inside(dst.uri, src.uri):
+        raise ReplicationError("{param} is the lake itself, or inside it, or holds it; "
+                               "name a location apart from the lake", param="to")
     _mark(dst, src)
+    _tidy(dst)
     layout = discover(src)
     order = copy_order(layout.tables)
     targets: dict[str, int] = {}
@@ -131,6 +132,31 @@ def replicate_once(primary: str, replica: str,
         result.versions[table] = max(targets[table], latest_version(dst, table))
     result.seconds = time.monotonic() - started
     return result
+
+
+def _inside(outer: str, inner: str) -> bool:
+    return inner.startswith(outer.rstrip("/") + "/")
+
+
+#: Temporary files older than this are left by a killed run (a live copy renames its own
+#: within seconds), and removed at the start of a round.
+STALE_TMP_SECONDS = 3600
+
+
+def _tidy(dst: Root) -> None:
+    """Remove what killed runs left in a local replica's ``_replication/tmp``."""
+    if not dst.local:
+        return  # an S3 upload a killed run left incomplete is no object (see the docs)
+    import os
+
+    folder = os.path.join(dst.path, STATE_DIR, "tmp")
+    cutoff = time.time() - STALE_TMP_SECONDS
+    for entry in os.scandir(folder) if os.path.isdir(folder) else ():
+        try:
+            if entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+        except OSError:
+            continue
 
 
 def _fault_point(name: str) -> None:

@@ -278,3 +278,19 @@ def test_runs_stay_whole_when_fact_tables_are_ahead_of_runs(template, tmp_path):
     Lake(primary).replicate(replica)
     seen = pl.from_arrow(Lake(replica).read("trades", run_id="run-1-a"))
     assert seen.select(cols).sort(cols).equals(new.select(cols).sort(cols))
+
+
+def test_killed_runs_leave_no_temporary_files_for_long(template, tmp_path):
+    primary, _ = _copy_template(template, tmp_path)
+    replica = tmp_path / "replica"
+    Lake(primary).replicate(str(replica))
+    stale = replica / "_replication" / "tmp" / "left-by-a-killed-run"
+    stale.write_bytes(b"x" * 10)
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    fresh = replica / "_replication" / "tmp" / "a-copy-in-flight"
+    fresh.write_bytes(b"y")
+    Lake(primary).replicate(str(replica))
+    assert not stale.exists() and fresh.exists()
+    with pytest.raises(BtlakeError, match="inside it"):
+        Lake(primary).replicate(f"{primary}/_backup")
