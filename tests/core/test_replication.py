@@ -19,7 +19,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from btlake_pipelines import Lake
-from btlake_pipelines.errors import BtlakeError
+from btlake_pipelines.errors import BtlakeError, RetentionError
 from btlake_pipelines.replication.objects import Root
 from btlake_pipelines.replication.tables import latest_version
 from tests.replication_kit import (
@@ -194,6 +194,12 @@ def test_primary_vacuum_and_log_cleanup_delete_nothing_on_the_replica(template, 
     Lake(primary).replicate(replica)
     assert all(p.exists() for p in replica_files)  # removals are log actions, not deletes
     assert_valid_earlier_point(primary, replica)
+    # the replica's own maintenance keeps what its retention (7 days) keeps: version 0,
+    # gone from the primary, still reads there
+    Lake(replica).maintain()
+    with pytest.raises(RetentionError):
+        Lake(primary).read("trades", as_of=0)
+    assert Lake(replica).read("trades", as_of=0).num_rows > 0
 
 
 def test_maintenance_on_the_replica_keeps_what_replication_needs(template, tmp_path):
