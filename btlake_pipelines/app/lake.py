@@ -335,10 +335,11 @@ class Lake:
     def replication_status(self, to: str | None = None) -> ReplicationStatus:
         """Per table this lake's latest version and the replica's, and the lag."""
         from btlake_pipelines.app.replication import status_of
-        from btlake_pipelines.replication import lag
+        from btlake_pipelines.replication import lag, lag_seconds
 
         target = self._replica(to)
-        return status_of(target, lag(self.uri, target))
+        lags = lag(self.uri, target)
+        return status_of(target, lags, lag_seconds(self.uri, lags))
 
     def promote(self) -> bool:
         """Make this lake (a replica) a primary: maintenance compacts here again, and

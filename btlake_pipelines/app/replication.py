@@ -22,8 +22,8 @@ class TableReplication:
 @dataclass(frozen=True)
 class ReplicationStatus:
     """Per table the primary's and the replica's latest version; ``lag_versions`` summed over
-    tables; ``lag_seconds``: how much older the replica's newest commit of a lagging table is
-    than the primary's (the largest over tables; 0 when every table is level)."""
+    tables; ``lag_seconds``: how much older the replica's newest commit is than the primary's
+    (over all tables; 0 when every table is level)."""
 
     replica: str
     tables: dict[str, TableReplication] = field(default_factory=dict)
@@ -64,14 +64,14 @@ class ReplicationReport:
                 f"in {self.seconds:.2f} s")
 
 
-def status_of(replica: str, lags: dict[str, Any]) -> ReplicationStatus:
-    """A :class:`ReplicationStatus` from :func:`btlake_pipelines.replication.lag`'s answer."""
+def status_of(replica: str, lags: dict[str, Any], seconds: float) -> ReplicationStatus:
+    """A :class:`ReplicationStatus` from :func:`btlake_pipelines.replication.lag`'s answer
+    and :func:`~btlake_pipelines.replication.lag_seconds`."""
     tables = {name: TableReplication(t.primary_version, t.replica_version)
               for name, t in lags.items()}
     versions = sum(max(0, (t.primary_version if t.primary_version is not None else -1)
                        - (t.replica_version if t.replica_version is not None else -1))
                    for t in lags.values())
-    seconds = max((t.seconds for t in lags.values()), default=0.0)
     return ReplicationStatus(replica, tables, versions, round(seconds, 3) if versions else 0.0)
 
 

@@ -12,10 +12,11 @@ from btlake_pipelines.replication.rounds import (
     RoundResult,
     TableLag,
     lag,
+    lag_seconds,
     promote,
     replicate_once,
 )
 from btlake_pipelines.storage.replica import is_replica
 
 __all__ = ["Counts", "ReplicationError", "RoundResult", "TableLag", "is_replica", "lag",
-           "promote", "replicate_once"]
+           "lag_seconds", "promote", "replicate_once"]

@@ -225,29 +225,47 @@ def _public(uri: str) -> str:
 
 @dataclass
 class TableLag:
+    """A table's latest version on each side and the time of that commit (ms, None: none)."""
+
     primary_version: int | None
     replica_version: int | None
-    seconds: float = 0.0
+    primary_millis: int | None = None
+    replica_millis: int | None = None
 
 
 def lag(primary: str, replica: str) -> dict[str, TableLag]:
-    """Per table of the primary: its latest version and the replica's (None: none yet), and
-    how much older the replica's newest commit is than the primary's (0 when level)."""
+    """Per table of the primary: its latest version and the replica's (None: none yet), with
+    the times of those commits (one small read each; one when both sides are level)."""
     src, dst = Root.of(primary), Root.of(replica)
     out: dict[str, TableLag] = {}
     for table in copy_order(discover(src).tables):
         p = latest_version(src, table)
-        listing = list_log(dst, table)
-        r = listing.version if listing.version >= 0 else None
-        entry = TableLag(p if p >= 0 else None, r)
-        if p >= 0 and (r is None or r < p):
-            newest = _commit_time(src, src, table, p)
-            oldest = _commit_time(dst, src, table, r) if r is not None else \
-                _first_commit_time(src, table)
-            if newest is not None and oldest is not None:
-                entry.seconds = max(0.0, (newest - oldest) / 1000)
+        r = list_log(dst, table).version
+        entry = TableLag(p if p >= 0 else None, r if r >= 0 else None)
+        if p >= 0:
+            entry.primary_millis = _commit_time(src, src, table, p)
+        if r >= 0:
+            entry.replica_millis = entry.primary_millis if r == p else \
+                _commit_time(dst, src, table, r)
         out[table] = entry
     return out
+
+
+def lag_seconds(primary: str, lags: dict[str, TableLag]) -> float:
+    """How much older the replica's newest commit (over all tables) is than the primary's;
+    0 when every table is level. A replica holding nothing yet counts from the primary's
+    first commit."""
+    if all(t.primary_version == t.replica_version for t in lags.values()):
+        return 0.0
+    newest = max((t.primary_millis for t in lags.values() if t.primary_millis), default=None)
+    theirs = max((t.replica_millis for t in lags.values() if t.replica_millis), default=None)
+    if theirs is None:
+        src = Root.of(primary)
+        firsts = [_first_commit_time(src, table) for table in lags]
+        theirs = min((f for f in firsts if f is not None), default=None)
+    if newest is None or theirs is None:
+        return 0.0
+    return max(0.0, (newest - theirs) / 1000)
 
 
 def _commit_time(root: Root, fallback: Root, table: str, version: int) -> int | None:
