@@ -1,0 +1,218 @@
+"""Coverage of the market-data tables and its gaps against exchange calendars.
+
+Reads the coverage summary (:mod:`btlake_pipelines.metadata.coverage_table`), never the
+market data itself. A gap is a session of the market's calendar
+(:mod:`btlake_pipelines.query.calendars`) between a symbol's first and last stored date on
+which that symbol has no rows; exchange holidays and weekends never are, and a market without
+a calendar trades every day. Everything is joins over frames, so 20,000 symbols x 250 days is
+a few million rows handled at once, not a loop per symbol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from btlake_pipelines.errors import QueryError
+from btlake_pipelines.metadata.coverage_table import MARKET_TABLES, scan_coverage
+from btlake_pipelines.query.calendars import MarketDays, calendar_mapping, market_days
+
+COVERAGE_COLUMNS = ("market", "symbol", "date", "rows", "first_ts", "last_ts")
+KEYS = ["market", "symbol", "date"]
+#: The heat map's rows: at most this many bands of symbols (one symbol per band when fewer).
+DEFAULT_BANDS = 100
+MAX_BANDS = 1000
+#: The heat map's default window, and the longest it draws.
+DEFAULT_MAP_DAYS = 365
+MAX_MAP_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class CoverageFrames:
+    """Coverage rows (``market, symbol, date, rows, first_ts, last_ts``) and gaps
+    (``market, symbol, date``), sorted, and each market's calendar (None: every day)."""
+
+    table: str
+    coverage: pl.DataFrame
+    gaps: pl.DataFrame
+    calendars: dict[str, str | None]
+    start: date | None
+    end: date | None
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    """One market's coverage as bands of symbols x days: ``present[b][d]`` symbols of band
+    ``b`` with rows on day ``d``, ``gaps[b][d]`` symbols missing a session there."""
+
+    table: str
+    market: str
+    calendar: str | None
+    days: list[date]
+    #: per day: "session", "holiday" or "weekend"
+    kinds: list[str]
+    #: per band: (first symbol, last symbol, number of symbols)
+    bands: list[tuple[str | None, str | None, int]]
+    present: list[list[int]]
+    gaps: list[list[int]]
+    symbols: int
+    gap_count: int
+
+
+def check_table(table: str) -> str:
+    if table not in MARKET_TABLES:
+        raise QueryError(f"bad {{param}}: coverage is kept for {', '.join(MARKET_TABLES)}, "
+                         f"not {table!r}", param="table")
+    return table
+
+
+def as_day(value: date | datetime | str | None, param: str) -> date | None:
+    """A date argument: a ``date``, a ``datetime`` (its UTC date) or ISO-8601 text."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise QueryError(f"bad {{param}}: {str(value)[:40]!r} is not a date (YYYY-MM-DD)",
+                         param=param) from None
+
+
+def _names(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    return [v for v in items if v] or None
+
+
+def coverage(lake: str, table: str = "ticks", *, market: str | Sequence[str] | None = None,
+             symbol: str | Sequence[str] | None = None,
+             start: date | datetime | str | None = None,
+             end: date | datetime | str | None = None, coverage_dt=None) -> CoverageFrames:
+    """Coverage rows of ``table`` dated ``start`` to ``end`` (both inclusive) for the
+    ``market`` s and ``symbol`` s asked (all when None), and the gaps among them."""
+    check_table(table)
+    first, last = as_day(start, "start"), as_day(end, "end")
+    if first and last and last < first:
+        raise QueryError("bad {param}: the end date is before the start date", param="end")
+    markets, symbols = _names(market), _names(symbol)
+    mapping = calendar_mapping()
+    lf = scan_coverage(lake, coverage_dt)
+    if lf is None:
+        return CoverageFrames(table, _empty_coverage(), _empty_gaps(), {}, first, last)
+    lf = lf.filter(pl.col("table") == table)
+    if markets:
+        lf = lf.filter(pl.col("market").is_in(markets))
+    if symbols:
+        lf = lf.filter(pl.col("symbol").is_in(symbols))
+    ranges = lf.group_by("market", "symbol").agg(
+        pl.col("date").min().alias("first"), pl.col("date").max().alias("last")).collect()
+    window = lf
+    if first:
+        window = window.filter(pl.col("date") >= first)
+    if last:
+        window = window.filter(pl.col("date") <= last)
+    rows = window.select(*COVERAGE_COLUMNS).collect().sort(KEYS, nulls_last=True)
+    gaps, days = _gaps(ranges, rows, first, last, mapping)
+    return CoverageFrames(table, rows, gaps, {m: d.calendar for m, d in days.items()},
+                          first, last)
+
+
+def _gaps(ranges: pl.DataFrame, rows: pl.DataFrame, first: date | None, last: date | None,
+          mapping: dict[str, str | None]) -> tuple[pl.DataFrame, dict[str, MarketDays]]:
+    """Sessions inside each symbol's stored range and the window, with no coverage row."""
+    sessions: list[pl.DataFrame] = []
+    days: dict[str, MarketDays] = {}
+    for market, lo, hi in ranges.group_by("market").agg(
+            pl.col("first").min(), pl.col("last").max()).sort("market").iter_rows():
+        lo, hi = max(lo, first) if first else lo, min(hi, last) if last else hi
+        found = market_days(market, lo, hi, mapping)
+        days[market] = found
+        sessions.append(pl.DataFrame({"market": [market] * len(found.sessions),
+                                      "date": found.sessions},
+                                     schema={"market": pl.String, "date": pl.Date}))
+    if not sessions:
+        return _empty_gaps(), days
+    expected = (pl.concat(sessions).join(ranges, on="market", how="inner")
+                .filter(pl.col("date").is_between(pl.col("first"), pl.col("last")))
+                .select(KEYS))
+    gaps = expected.join(rows.select(KEYS), on=KEYS, how="anti", nulls_equal=True)
+    return gaps.sort(KEYS, nulls_last=True), days
+
+
+def heat_map(lake: str, table: str, market: str, *, start: date | datetime | str | None = None,
+             end: date | datetime | str | None = None, bands: int = DEFAULT_BANDS,
+             coverage_dt=None) -> HeatMap:
+    """``market``'s coverage aggregated on the server: symbols (sorted) cut into at most
+    ``bands`` bands, each a row of per-day counts, so the page's size depends on bands x days,
+    not on the number of symbols. Default window: the year up to the last stored date."""
+    check_table(table)
+    if not market:
+        raise QueryError("bad {param}: name one market", param="market")
+    if not 1 <= bands <= MAX_BANDS:
+        raise QueryError(f"bad {{param}}: between 1 and {MAX_BANDS}", param="bands")
+    first, last = as_day(start, "start"), as_day(end, "end")
+    if first is None or last is None:
+        lf = scan_coverage(lake, coverage_dt)
+        stored = None if lf is None else lf.filter(
+            (pl.col("table") == table) & (pl.col("market") == market)).select(
+            pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")).collect()
+        lo, hi = (None, None) if stored is None else stored.row(0)
+        last = last or hi or date.today()
+        first = first or max(last - timedelta(days=DEFAULT_MAP_DAYS - 1), lo or last)
+    if last < first:
+        raise QueryError("bad {param}: the end date is before the start date", param="end")
+    if (last - first).days >= MAX_MAP_DAYS:
+        raise QueryError(f"bad {{param}}: the map draws at most {MAX_MAP_DAYS} days",
+                         param="start")
+    found = coverage(lake, table, market=market, start=first, end=last,
+                     coverage_dt=coverage_dt)
+    days = market_days(market, first, last)
+    all_days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    holidays, weekends = set(days.holidays), set(days.weekends)
+    kinds = ["holiday" if d in holidays else "weekend" if d in weekends else "session"
+             for d in all_days]
+    symbols = (pl.concat([found.coverage.select("symbol"), found.gaps.select("symbol")])
+               .unique().sort("symbol", nulls_last=True).with_row_index("i"))
+    n = symbols.height
+    count = min(bands, n) or 0
+    symbols = symbols.with_columns(
+        (pl.col("i").cast(pl.Int64) * count // max(n, 1)).alias("band"))
+    present = _matrix(found.coverage, symbols, first, count, len(all_days))
+    missing = _matrix(found.gaps, symbols, first, count, len(all_days))
+    band_rows = symbols.group_by("band").agg(pl.col("symbol").first().alias("lo"),
+                                             pl.col("symbol").last().alias("hi"),
+                                             pl.len().alias("n")).sort("band")
+    return HeatMap(table, market, days.calendar, all_days, kinds,
+                   [(lo, hi, int(k)) for _, lo, hi, k in band_rows.iter_rows()],
+                   present.tolist(), missing.tolist(), n, found.gaps.height)
+
+
+def _matrix(frame: pl.DataFrame, symbols: pl.DataFrame, first: date, bands: int,
+            days: int) -> np.ndarray:
+    out = np.zeros((bands, days), dtype=np.int64)
+    if frame.is_empty() or not bands:
+        return out
+    counts = (frame.select("symbol", "date")
+              .join(symbols.select("symbol", "band"), on="symbol", nulls_equal=True)
+              .group_by("band", (pl.col("date") - pl.lit(first)).dt.total_days().alias("d"))
+              .len())
+    out[counts["band"].to_numpy(), counts["d"].to_numpy()] = counts["len"].to_numpy()
+    return out
+
+
+def _empty_coverage() -> pl.DataFrame:
+    return pl.DataFrame(schema={"market": pl.String, "symbol": pl.String, "date": pl.Date,
+                                "rows": pl.Int64, "first_ts": pl.Datetime("us", "UTC"),
+                                "last_ts": pl.Datetime("us", "UTC")})
+
+
+def _empty_gaps() -> pl.DataFrame:
+    return pl.DataFrame(schema={"market": pl.String, "symbol": pl.String, "date": pl.Date})
