@@ -94,21 +94,30 @@ def _known() -> frozenset[str]:
 def _sessions(name: str, first_year: int, last_year: int) -> tuple[date, ...]:
     """The sessions of calendar ``name`` over whole years (cached: building a calendar takes
     a moment), clipped to the years the calendar knows."""
+    import warnings
+
     import exchange_calendars as xcals
 
-    try:
-        cal = xcals.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
-    except (ValueError, xcals.errors.CalendarError):  # years out of its bounds: what it has
-        cal = xcals.get_calendar(name)
-    lo = max(date(first_year, 1, 1), cal.first_session.date())
-    hi = min(date(last_year, 12, 31), cal.last_session.date())
-    if hi < lo:
-        return ()
-    return tuple(ts.date() for ts in cal.sessions_in_range(lo.isoformat(), hi.isoformat()))
+    with warnings.catch_warnings():  # its pandas deprecations are not the user's business
+        warnings.simplefilter("ignore")
+        try:
+            cal = xcals.get_calendar(name, start=f"{first_year}-01-01",
+                                     end=f"{last_year}-12-31")
+        except (ValueError, xcals.errors.CalendarError):  # years out of its bounds
+            cal = xcals.get_calendar(name)
+        lo = max(date(first_year, 1, 1), cal.first_session.date())
+        hi = min(date(last_year, 12, 31), cal.last_session.date())
+        if hi < lo:
+            return ()
+        return tuple(ts.date() for ts in cal.sessions_in_range(lo.isoformat(), hi.isoformat()))
 
 
 @lru_cache(maxsize=64)
 def _weekmask(name: str) -> str:
+    import warnings
+
     import exchange_calendars as xcals
 
-    return str(xcals.get_calendar(name).weekmask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return str(xcals.get_calendar(name).weekmask)
