@@ -376,6 +376,15 @@ class Lake:
         return CoverageMap(heat_map(self.uri, table, market, start=start, end=end, bands=bands,
                                     coverage_dt=self.catalog.table(COVERAGE)))
 
+    def coverage_markets(self, table: str = "ticks") -> list[dict[str, Any]]:
+        """The markets of ``table``'s coverage, each with its symbols, days, rows and first
+        and last date (the coverage page's menu)."""
+        from btlake_pipelines.metadata.coverage_table import COVERAGE
+        from btlake_pipelines.query.coverage import check_table, markets
+
+        self.refresh_coverage([check_table(table)])
+        return markets(self.uri, table, self.catalog.table(COVERAGE))
+
     def fillable_gaps(self, coverage: Coverage) -> list[tuple[str, date]]:
         """The daily ``(market, date)`` partitions holding a gap of ``coverage`` that an
         archived bundle holds rows for: re-deriving them fills the gap."""

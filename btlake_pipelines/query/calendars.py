@@ -103,7 +103,7 @@ def _sessions(name: str, first_year: int, last_year: int) -> tuple[date, ...]:
         try:
             cal = xcals.get_calendar(name, start=f"{first_year}-01-01",
                                      end=f"{last_year}-12-31")
-        except (ValueError, xcals.errors.CalendarError):  # years out of its bounds
+        except Exception:  # years out of its bounds (errors vary by calendar): what it has
             cal = xcals.get_calendar(name)
         lo = max(date(first_year, 1, 1), cal.first_session.date())
         hi = min(date(last_year, 12, 31), cal.last_session.date())

@@ -166,7 +166,10 @@ def heat_map(lake: str, table: str, market: str, *, start: date | datetime | str
             pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")).collect()
         lo, hi = (None, None) if stored is None else stored.row(0)
         last = last or hi or date.today()
-        first = first or max(last - timedelta(days=DEFAULT_MAP_DAYS - 1), lo or last)
+        if first is None:
+            back = date.min + timedelta(days=DEFAULT_MAP_DAYS)
+            first = max(last - timedelta(days=DEFAULT_MAP_DAYS - 1) if last > back
+                        else date.min, lo or last)
     if last < first:
         raise QueryError("bad {param}: the end date is before the start date", param="end")
     if (last - first).days >= MAX_MAP_DAYS:
@@ -193,6 +196,21 @@ def heat_map(lake: str, table: str, market: str, *, start: date | datetime | str
     return HeatMap(table, market, days.calendar, all_days, kinds,
                    [(lo, hi, int(k)) for _, lo, hi, k in band_rows.iter_rows()],
                    present.tolist(), missing.tolist(), n, found.gaps.height)
+
+
+def markets(lake: str, table: str, coverage_dt=None) -> list[dict]:
+    """Each market of ``table``'s coverage: symbols, days, rows and its first and last date."""
+    check_table(table)
+    lf = scan_coverage(lake, coverage_dt)
+    if lf is None:
+        return []
+    found = (lf.filter(pl.col("table") == table).group_by("market")
+             .agg(pl.col("symbol").n_unique().alias("symbols"),
+                  pl.col("date").n_unique().alias("days"), pl.col("rows").sum(),
+                  pl.col("date").min().alias("first"), pl.col("date").max().alias("last"))
+             .sort("market").collect())
+    return [{**row, "first": row["first"].isoformat(), "last": row["last"].isoformat()}
+            for row in found.iter_rows(named=True)]
 
 
 def _matrix(frame: pl.DataFrame, symbols: pl.DataFrame, first: date, bands: int,

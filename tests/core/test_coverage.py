@@ -120,7 +120,8 @@ def _append_directly(lake: str, rows: pa.Table, market: str, day: date) -> None:
     schema = pa.schema(dt.schema().to_arrow())
     data = rows.append_column("market", pa.array([market] * rows.num_rows)).append_column(
         "date", pa.array([day] * rows.num_rows, pa.date32()))
-    data = pa.table({f.name: (data.column(f.name).cast(f.type, safe=False) if f.name in data.column_names
+    data = pa.table({f.name: (data.column(f.name).cast(f.type, safe=False)
+                              if f.name in data.column_names
                               else pa.nulls(rows.num_rows, f.type)) for f in schema})
     write_deltalake(dt, data, mode="append", partition_by=["market", "date"])
 

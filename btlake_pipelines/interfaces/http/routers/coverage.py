@@ -81,6 +81,25 @@ def get_coverage(
     return found.to_json()
 
 
+class MarketCoverage(BaseModel):
+    market: str
+    symbols: int
+    days: int
+    rows: int
+    first: str
+    last: str
+
+
+class CoverageMarkets(BaseModel):
+    markets: list[MarketCoverage]
+
+
+@router.get("/markets", response_model=CoverageMarkets,
+            summary="The markets a market-data table covers, with their symbols and dates")
+def get_coverage_markets(lake: LakeDep, table: TableParam = "ticks") -> dict[str, Any]:
+    return {"markets": lake.coverage_markets(table)}
+
+
 @router.get("/map", response_model=CoverageMapAnswer,
             summary="One market's coverage as bands of symbols x days (the coverage page)")
 def get_coverage_map(
