@@ -209,3 +209,32 @@ def test_heat_map_bands_symbols_and_shades_holidays(dirs):
     assert [row[wednesday] for row in doc["gaps"]] == [0, 1, 0, 0]  # S05 in the second band
     assert [row[wednesday] for row in doc["present"]] == [3, 2, 3, 3]
     assert doc["gap_count"] == 1 and doc["symbols"] == 12
+
+
+def test_cli_prints_the_contract_json_and_a_table(dirs):
+    import json
+    import subprocess
+    import sys
+
+    lake = Lake(dirs.lake)
+    friday, sunday = date(2024, 3, 29), date(2024, 3, 31)
+    ingest(lake, dirs, "md-cli", "BINANCE",
+           [day_ticks("BTCUSDT", friday), day_ticks("BTCUSDT", sunday)])
+    env = {**os.environ, "BTLAKE_LAKE": dirs.lake, "BTLAKE_LANDING": dirs.landing}
+
+    def btlake(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "btlake_pipelines.interfaces.cli",
+                               *args], capture_output=True, text=True, env=env, timeout=120)
+
+    out = btlake("coverage", "--market", "BINANCE", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc == lake.coverage(market="BINANCE").to_json()
+    assert doc["gaps"] == [{"market": "BINANCE", "symbol": "BTCUSDT", "date": "2024-03-30"}]
+    assert [r["rows"] for r in doc["coverage"]] == [3, 3]
+    table = btlake("coverage", "--symbol", "BTCUSDT")
+    assert table.returncode == 0, table.stderr
+    assert "gaps: 1 missing session(s)" in table.stdout and "2024-03-30" in table.stdout
+    bad = btlake("coverage", "--table", "trades")
+    assert bad.returncode == 2 and bad.stderr.startswith("btlake: error: bad --table")
+    assert "Traceback" not in bad.stderr
