@@ -175,27 +175,48 @@ def heat_map(lake: str, table: str, market: str, *, start: date | datetime | str
     if (last - first).days >= MAX_MAP_DAYS:
         raise QueryError(f"bad {{param}}: the map draws at most {MAX_MAP_DAYS} days",
                          param="start")
-    found = coverage(lake, table, market=market, start=first, end=last,
-                     coverage_dt=coverage_dt)
     days = market_days(market, first, last)
     all_days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     holidays, weekends = set(days.holidays), set(days.weekends)
     kinds = ["holiday" if d in holidays else "weekend" if d in weekends else "session"
              for d in all_days]
-    symbols = (pl.concat([found.coverage.select("symbol"), found.gaps.select("symbol")])
-               .unique().sort("symbol", nulls_last=True).with_row_index("i"))
-    n = symbols.height
-    count = min(bands, n) or 0
-    symbols = symbols.with_columns(
-        (pl.col("i").cast(pl.Int64) * count // max(n, 1)).alias("band"))
-    present = _matrix(found.coverage, symbols, first, count, len(all_days))
-    missing = _matrix(found.gaps, symbols, first, count, len(all_days))
-    band_rows = symbols.group_by("band").agg(pl.col("symbol").first().alias("lo"),
-                                             pl.col("symbol").last().alias("hi"),
-                                             pl.len().alias("n")).sort("band")
+    sessions = np.array([k == "session" for k in kinds], dtype=bool)
+    lf = scan_coverage(lake, coverage_dt)
+    if lf is None:
+        return HeatMap(table, market, days.calendar, all_days, kinds, [], [], [], 0, 0)
+    lf = lf.filter((pl.col("table") == table) & (pl.col("market") == market))
+    # symbols whose stored range meets the window, sorted, cut into bands
+    ranges = (lf.group_by("symbol").agg(pl.col("date").min().alias("first"),
+                                         pl.col("date").max().alias("last"))
+              .filter((pl.col("first") <= last) & (pl.col("last") >= first))
+              .collect().sort("symbol", nulls_last=True).with_row_index("i"))
+    n = ranges.height
+    count = min(bands, n)
+    ranges = ranges.with_columns((pl.col("i").cast(pl.Int64) * count // max(n, 1)).alias("band"))
+    width = len(all_days)
+    present = np.zeros((count, width), dtype=np.int64)
+    stored = (lf.filter(pl.col("date").is_between(first, last)).select("symbol", "date")
+              .join(ranges.lazy().select("symbol", "band"), on="symbol", nulls_equal=True)
+              .group_by("band", (pl.col("date") - pl.lit(first)).dt.total_days().alias("d"))
+              .len().collect())
+    if stored.height:
+        present[stored["band"].to_numpy(), stored["d"].to_numpy()] = stored["len"].to_numpy()
+    # symbols expected per band and day: inside their range, on a session (difference array)
+    expected = np.zeros((count, width + 1), dtype=np.int64)
+    if n:
+        lo = np.clip((ranges["first"] - first).dt.total_days().to_numpy(), 0, width)
+        hi = np.clip((ranges["last"] - first).dt.total_days().to_numpy() + 1, 0, width)
+        band = ranges["band"].to_numpy()
+        np.add.at(expected, (band, lo), 1)
+        np.add.at(expected, (band, hi), -1)
+    expected = np.cumsum(expected, axis=1)[:, :width]
+    gaps = np.where(sessions, np.clip(expected - present, 0, None), 0)
+    band_rows = ranges.group_by("band").agg(pl.col("symbol").first().alias("lo"),
+                                            pl.col("symbol").last().alias("hi"),
+                                            pl.len().alias("n")).sort("band")
     return HeatMap(table, market, days.calendar, all_days, kinds,
                    [(lo, hi, int(k)) for _, lo, hi, k in band_rows.iter_rows()],
-                   present.tolist(), missing.tolist(), n, found.gaps.height)
+                   present.tolist(), gaps.tolist(), n, int(gaps.sum()))
 
 
 def markets(lake: str, table: str, coverage_dt=None) -> list[dict]:
@@ -211,19 +232,6 @@ def markets(lake: str, table: str, coverage_dt=None) -> list[dict]:
              .sort("market").collect())
     return [{**row, "first": row["first"].isoformat(), "last": row["last"].isoformat()}
             for row in found.iter_rows(named=True)]
-
-
-def _matrix(frame: pl.DataFrame, symbols: pl.DataFrame, first: date, bands: int,
-            days: int) -> np.ndarray:
-    out = np.zeros((bands, days), dtype=np.int64)
-    if frame.is_empty() or not bands:
-        return out
-    counts = (frame.select("symbol", "date")
-              .join(symbols.select("symbol", "band"), on="symbol", nulls_equal=True)
-              .group_by("band", (pl.col("date") - pl.lit(first)).dt.total_days().alias("d"))
-              .len())
-    out[counts["band"].to_numpy(), counts["d"].to_numpy()] = counts["len"].to_numpy()
-    return out
 
 
 def _empty_coverage() -> pl.DataFrame:

@@ -65,7 +65,7 @@
       const band = doc.bands[b];
       const who = band.symbols === 1 ? band.first
         : band.first + " … " + band.last + " (" + band.symbols + " symbols)";
-      $("cov-hover").textContent = doc.days[d] + " (" + doc.kinds[d] + ")  " + who + ": " +
+      $("cov-hover").textContent = doc.days[d] + " (" + doc.kinds[d] + ") " + who + ": " +
         doc.present[b][d] + " with rows, " + doc.gaps[b][d] + " missing";
     };
   }
