@@ -25,7 +25,7 @@ import polars as pl
 
 def build_ticks(lake: str, symbols: int, days: int, rows: int) -> list[date]:
     """``symbols`` x ``days`` XNYS sessions of 2023-2024 with ``rows`` ticks each; symbol
-    ``i`` with ``i % 100 == 0`` misses the 100th session (gaps to find)."""
+    ``i`` with ``i % 100 == 0`` misses the middle session (gaps to find)."""
     from deltalake import write_deltalake
 
     from btlake_pipelines.query.calendars import market_days
@@ -37,7 +37,7 @@ def build_ticks(lake: str, symbols: int, days: int, rows: int) -> list[date]:
         frame = (names.join(chunk, how="cross")
                  .join(pl.DataFrame({"k": list(range(rows))}), how="cross")
                  .filter(~((pl.col("symbol").str.slice(1).cast(pl.Int64) % 100 == 0)
-                           & (pl.col("date") == sessions[min(100, len(sessions) - 1)])))
+                           & (pl.col("date") == sessions[len(sessions) // 2])))
                  .with_columns(
                      pl.col("date").cast(pl.Datetime("us", "UTC")).dt.offset_by("14h30m")
                      .alias("ts") + pl.duration(seconds=pl.col("k")),
