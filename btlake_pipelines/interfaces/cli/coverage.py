@@ -33,13 +33,14 @@ def coverage(table: str, market: tuple[str, ...], symbol: tuple[str, ...], start
     if fmt == "json":
         render.print_json(doc)
         return 0
+    print(f"{table}: {len(doc['coverage'])} (market, symbol, date)")
     render.show(render.table(doc["coverage"], ["market", "symbol", "date", "rows",
-                                               "first_ts", "last_ts"],
-                             title=f"{table}: {len(doc['coverage'])} (market, symbol, date)"))
+                                               "first_ts", "last_ts"]))
     gaps = doc["gaps"]
     shown = gaps[:MAX_LISTED_GAPS]
     more = f", first {len(shown)} shown (--format json lists all)" if len(gaps) > len(shown) \
         else ""
-    render.show(render.table(shown, ["market", "symbol", "date"],
-                             title=f"gaps: {len(gaps)} missing session(s){more}"))
+    print(f"gaps: {len(gaps)} missing session(s){more}")
+    if shown:
+        render.show(render.table(shown, ["market", "symbol", "date"]))
     return 0
