@@ -55,6 +55,9 @@ SCHEMA = pa.schema([
 #: recorded with the last.
 MAX_DAYS_PER_COMMIT = 186
 COMMIT_RETRIES = 8
+#: Every this many coverage commits, its files are compacted and old ones vacuumed.
+UPKEEP_EVERY = 100
+UPKEEP_RETENTION_HOURS = 24
 
 Part = tuple[str, date]
 
@@ -229,3 +232,18 @@ def _write(lake: str, table: str, frame: pl.DataFrame, predicate: str | None,
     dt = open_coverage(lake)
     if dt is not None:
         maybe_checkpoint(uri, dt.version())
+        if dt.version() % UPKEEP_EVERY == 0:
+            upkeep(dt)
+
+
+def upkeep(dt) -> None:
+    """Compact the coverage table's small files (a refresh writes one file per market-month it
+    touches) and remove files no version of the last day needs. The summary is rebuilt from
+    the source tables at any time, so it keeps no longer history; a failure (another refresh
+    committing meanwhile) waits for the next turn."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        dt.optimize.compact()
+        dt.vacuum(retention_hours=UPKEEP_RETENTION_HOURS, enforce_retention_duration=False,
+                  dry_run=False)

@@ -238,3 +238,22 @@ def test_cli_prints_the_contract_json_and_a_table(dirs):
     bad = btlake("coverage", "--table", "trades")
     assert bad.returncode == 2 and bad.stderr.startswith("btlake: error: bad --table")
     assert "Traceback" not in bad.stderr
+
+
+def test_the_coverage_table_compacts_its_own_files(dirs, monkeypatch):
+    monkeypatch.setattr(CT, "UPKEEP_EVERY", 4)
+    lake = Lake(dirs.lake)
+    for i in range(5):  # one refresh commit each, every one touching its own day of March
+        day = date(2024, 3, 4 + i)
+        _append_directly(dirs.lake, day_ticks("AAPL", day), "XNAS", day) if i else \
+            ingest(lake, dirs, "md-up", "XNAS", [day_ticks("AAPL", day)])
+        lake.refresh_coverage(["ticks"])
+    coverage = DeltaTable(f"{dirs.lake}/{CT.COVERAGE}")
+    assert coverage.version() == 5  # refreshes 0-4, then the compaction after the 4th
+    history = [c["operation"] for c in coverage.history()]
+    assert "OPTIMIZE" in history
+    assert len(coverage.file_uris()) == 1  # the month's files in one
+    assert stored_coverage(dirs.lake)["rows"].to_list() == [3] * 5
+    # what was summarised survives the compaction commit: nothing to redo
+    assert CT.summarised_version(coverage, "ticks") == DeltaTable(f"{dirs.lake}/ticks").version()
+    assert lake.refresh_coverage(["ticks"])[0].partitions == 0
