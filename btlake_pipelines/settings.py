@@ -146,6 +146,9 @@ class Settings:
     replica: str | None = None
     replica_interval: int = 60
     replica_max_lag: int = 900
+    #: coverage gaps: btlake market code -> exchange calendar, ``"NYSE=XNYS,COIN=none"``
+    #: (see :mod:`btlake_pipelines.query.calendars`)
+    calendars: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -202,6 +205,7 @@ _FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("replica", "BTLAKE_REPLICA", str),
     ("replica_interval", "BTLAKE_REPLICA_INTERVAL", int),
     ("replica_max_lag", "BTLAKE_REPLICA_MAX_LAG", int),
+    ("calendars", "BTLAKE_CALENDARS", str),
 )
 #: Every variable :meth:`Settings.from_env` reads: a change to any of them is seen.
 WATCHED: tuple[str, ...] = (*(var for _, var, _ in _FIELDS), "AWS_ACCESS_KEY_ID",
