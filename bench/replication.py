@@ -174,8 +174,8 @@ def report(rows: dict) -> str:
                      f"{r['bytes'] / 1e6 / r['seconds']:.1f} | {r['raw_copy_s']:.2f} s | "
                      f"{r['seconds'] / r['raw_copy_s']:.1f}x | {r['idle_round_s'] * 1000:.0f} ms |")
     lag = rows["lag"]
-    lines += ["", f"Lag under continuous ingestion (a batch of 2 runs about every second, `--follow "
-              f"--interval 1`, {lag['samples']} samples of `--status`): median "
+    lines += ["", "Lag under continuous ingestion (a batch of 2 runs about every second, "
+              f"`--follow --interval 1`, {lag['samples']} samples of `--status`): median "
               f"{lag['median_lag_s']:.1f} s / {lag['median_lag_versions']:g} versions, max "
               f"{lag['max_lag_s']:.1f} s / {lag['max_lag_versions']} versions.", ""]
     return "\n".join(lines)

@@ -4,7 +4,8 @@ What is copied is found, not listed in code: every folder with a ``_delta_log`` 
 is a table (the section-1 tables, ``runs``, ``ingest_log``, and any btlake table under a
 ``_name`` folder: tags, coverage, lineage), and every other file under a ``_name`` folder
 (``_archive``, ``_quarantine``, ...) is a plain file. Left out: the replicator's own
-``_replication`` and the lake's ``_maintenance`` record (each lake keeps its own).
+``_replication``, and what each lake keeps of its own: the ``_maintenance`` record and the
+``_coverage`` summary (see :data:`SKIPPED`).
 
 Runs stay whole on the replica. On the primary a run's ``runs`` row is written after its fact
 tables, and btlake's reads keep a run's rows only where its ``runs`` row records that content
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from btlake_pipelines.metadata.coverage_table import COVERAGE
 from btlake_pipelines.replication.objects import (
     STATE_DIR,
     Counts,
@@ -41,8 +43,11 @@ from btlake_pipelines.replication.tables import (
 from btlake_pipelines.storage import delta_log
 from btlake_pipelines.storage.replica import MARKER
 
-#: Top-level names a round never copies: the replicator's state and per-lake upkeep records.
-SKIPPED = {STATE_DIR, "_maintenance"}
+#: Top-level names a round never copies: the replicator's state, per-lake upkeep records, and
+#: the coverage summary, which every lake keeps of its own tables and refreshes when read (on
+#: a replica, from the replicated logs): copied, the replica's refresh would commit to a copy
+#: of the primary's log and the two would diverge.
+SKIPPED = {STATE_DIR, "_maintenance", COVERAGE}
 #: btlake's bookkeeping tables that name versions of the others (copied after them).
 BOOKKEEPING = ("runs", "ingest_log")
 

@@ -300,3 +300,24 @@ def test_killed_runs_leave_no_temporary_files_for_long(template, tmp_path):
     assert not stale.exists() and fresh.exists()
     with pytest.raises(BtlakeError, match="inside it"):
         Lake(primary).replicate(f"{primary}/_backup")
+
+
+def test_the_coverage_summary_is_each_lakes_own(tmp_path):
+    """``_coverage`` is refreshed by reads on whichever lake is read: on a replica it is
+    built there from the replicated logs, never copied, so reading coverage on the replica
+    never makes it diverge from the primary."""
+    primary, landing = str(tmp_path / "lake"), tmp_path / "landing"
+    landing.mkdir()
+    build_lake(primary, landing, rounds=2)
+    replica = str(tmp_path / "replica")
+    Lake(primary).coverage("ticks")
+    Lake(primary).replicate(replica)
+    assert not Path(replica, "_coverage").exists()
+    assert Lake(replica).coverage("ticks").rows.height > 0  # the replica's own summary
+    assert Path(replica, "_coverage", "_delta_log").is_dir()
+    ingest_round(primary, landing, 6)
+    Lake(primary).replicate(replica)  # no divergence: the summary is not replicated
+    assert Lake(primary).replication_status(replica).lag_versions == 0
+    theirs, mine = Lake(primary).coverage("ticks").rows, Lake(replica).coverage("ticks").rows
+    assert mine.sort(mine.columns).equals(theirs.sort(theirs.columns))
+    assert mine.height > 0
