@@ -28,3 +28,10 @@ class StreamedCommits:
     table: str
     upto: int
     partitions: list[StreamedPartition]
+
+
+def stream_tables() -> tuple[str, ...]:
+    """The tables a stream may append to (market data; ``events`` as market events)."""
+    from btlake_pipelines.streaming.rows import STREAM_TABLES
+
+    return STREAM_TABLES

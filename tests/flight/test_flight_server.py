@@ -115,8 +115,8 @@ def test_acknowledged_rows_are_readable_within_two_seconds(server):
         sent = time.monotonic()
         assert producer.send("feed-3", s, tick_batch(s))["status"] == "accepted"
         acked = time.monotonic() - sent
-        want = 4 * s
-        seen = wait_until(lambda: reader.read("ticks").num_rows == want, timeout=2.0)
+        seen = wait_until(lambda want=4 * s: reader.read("ticks").num_rows == want,
+                          timeout=2.0)
         assert acked < 2.0 and seen < 2.0, (acked, seen)
     producer.close()
 
