@@ -323,7 +323,7 @@ class Lake:
     def stream_writer(self, **options: Any):
         """A :class:`~btlake_pipelines.streaming.writer.StreamWriter` over this lake: streamed
         market-data batches validated, micro-batched and appended exactly once per (writer,
-        seq). ``options``: ``flush_rows``, ``flush_bytes``, ``max_wait`` (seconds)."""
+        seq). ``options``: ``flush_rows``, ``flush_bytes``, ``max_wait``, ``linger`` (seconds)."""
         from btlake_pipelines.streaming.writer import StreamWriter
 
         return StreamWriter(self.uri, **options)

@@ -2,8 +2,10 @@
 
 Batches are validated as they arrive (:mod:`.rows`), buffered per table, and committed as one
 Delta append when a table's buffer reaches ``flush_rows`` rows or ``flush_bytes`` bytes, or
-its oldest batch has waited ``max_wait`` seconds (1 s by default): a feed handler's acks come
-within about a second and a busy feed makes few, large commits. Rows are partitioned by
+its oldest batch has waited ``max_wait`` seconds (1 s by default), or no batch joined it for
+``linger`` seconds (50 ms: Kafka's ``linger.ms``): a producer waiting for each ack gets it in
+tens of milliseconds, a feed handler's acks come within about a second, and a busy feed makes
+few, large commits. Rows are partitioned by
 market and date as ingestion writes them (``storage/delta.py``: ZSTD, row groups, btlake
 commit metadata), and never replace anything: streamed rows are appended.
 
@@ -48,6 +50,10 @@ from btlake_pipelines.streaming.rows import (
 DEFAULT_FLUSH_ROWS = 500_000
 DEFAULT_FLUSH_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_WAIT = 1.0
+#: A buffer no batch joined for this long is committed without waiting for ``max_wait``: a
+#: producer that waits for each ack (one batch in flight) is not held a second per batch,
+#: while a busy feed, whose batches keep coming, still makes one commit a second.
+DEFAULT_LINGER = 0.05
 #: The ``btlake.operation`` of a streamed commit (read back by :mod:`.commits`).
 OPERATION = "stream"
 
@@ -76,6 +82,7 @@ class _Buffer:
     rows: int = 0
     bytes: int = 0
     since: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)
 
 
 class StreamWriter:
@@ -86,11 +93,12 @@ class StreamWriter:
 
     def __init__(self, lake: str, *, flush_rows: int = DEFAULT_FLUSH_ROWS,
                  flush_bytes: int = DEFAULT_FLUSH_BYTES,
-                 max_wait: float = DEFAULT_MAX_WAIT) -> None:
+                 max_wait: float = DEFAULT_MAX_WAIT, linger: float = DEFAULT_LINGER) -> None:
         self.lake = lake
         self.flush_rows = flush_rows
         self.flush_bytes = flush_bytes
         self.max_wait = max_wait
+        self.linger = min(linger, max_wait)
         self._cond = threading.Condition()
         self._buffers: dict[str, _Buffer] = {}
         #: (table, writer) -> last committed seq (None: none), seeded from the table
@@ -133,6 +141,7 @@ class StreamWriter:
             else:
                 if not buffer.frames:
                     buffer.since = time.monotonic()
+                buffer.last = time.monotonic()
                 buffer.frames.append(frame)
                 buffer.waiting.append((future, tag, False))
                 buffer.writers[tag.writer] = tag.seq
@@ -204,10 +213,10 @@ class StreamWriter:
         for table, b in self._buffers.items():
             if self._force or self._closing or b.rows >= self.flush_rows \
                     or b.bytes >= self.flush_bytes or now - b.since >= self.max_wait \
-                    or not b.frames:
+                    or now - b.last >= self.linger or not b.frames:
                 due.append(table)
             else:
-                left = self.max_wait - (now - b.since)
+                left = min(self.max_wait - (now - b.since), self.linger - (now - b.last))
                 wait = left if wait is None else min(wait, left)
         return due, wait
 
