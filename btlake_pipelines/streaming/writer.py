@@ -54,6 +54,8 @@ DEFAULT_MAX_WAIT = 1.0
 #: producer that waits for each ack (one batch in flight) is not held a second per batch,
 #: while a busy feed, whose batches keep coming, still makes one commit a second.
 DEFAULT_LINGER = 0.05
+#: Buffered bytes, in ``flush_bytes``, past which producers wait for the commits to catch up.
+BACKLOG_FLUSHES = 4
 #: The ``btlake.operation`` of a streamed commit (read back by :mod:`.commits`).
 OPERATION = "stream"
 
@@ -106,6 +108,7 @@ class StreamWriter:
         #: (table, writer) -> highest seq buffered or being committed
         self._pending: dict[tuple[str, str], int] = {}
         self._busy = False
+        self._committing = 0  # bytes of the buffers being committed
         self._force = False
         self._closing = False
         self.commits = 0
@@ -131,6 +134,11 @@ class StreamWriter:
         if pending is None or tag.seq > pending:
             frame = stored_rows(table, market, batch, tag)  # raises on a broken rule
         with self._cond:
+            # back-pressure: a producer faster than the commits waits here (its DoPut stops
+            # reading) instead of filling the server's memory
+            while not self._closing and frame is not None \
+                    and self._buffered_bytes() >= BACKLOG_FLUSHES * self.flush_bytes:
+                self._cond.wait(1.0)
             if self._closing:
                 raise BtlakeError("the stream writer is closed")
             buffer = self._buffers.setdefault(table, _Buffer())
@@ -161,6 +169,9 @@ class StreamWriter:
     def check_target(table: str, market: str) -> None:
         """Refuse a stream to a table that is not market data or a bad market name."""
         check_target(table, market)
+
+    def _buffered_bytes(self) -> int:
+        return sum(b.bytes for b in self._buffers.values()) + self._committing
 
     def last_seq(self, writer: str, table: str | None = None) -> int | None:
         """The writer's last committed ``seq`` in ``table`` (default: its highest in any
@@ -234,12 +245,14 @@ class StreamWriter:
                     return
                 taken = [(t, self._buffers.pop(t)) for t in due]
                 self._busy = True
+                self._committing = sum(b.bytes for _, b in taken)
             try:
                 for table, buffer in taken:
                     self._commit(table, buffer)
             finally:
                 with self._cond:
                     self._busy = False
+                    self._committing = 0
                     if not self._buffers:
                         self._force = False
                     self._cond.notify_all()
