@@ -1,5 +1,6 @@
 """Who may do what with the API tokens (contract section 5), as one rule every network front
-end applies: the HTTP API in its dependencies, the Flight server in its middleware.
+end applies: the Flight server in its middleware; the HTTP API's dependencies
+(``interfaces/http/dependencies.py``) apply the same rule.
 
 - ``api_token`` (``BTLAKE_API_TOKEN``): when set, writes need it;
 - ``api_read_token`` (``BTLAKE_API_READ_TOKEN``): when set, reads need it or the write token.

@@ -38,6 +38,7 @@ import pyarrow as pa
 from btlake_pipelines.contract.tables import FACT_TABLES
 from btlake_pipelines.errors import BtlakeError
 from btlake_pipelines.storage import delta
+from btlake_pipelines.streaming import marks
 from btlake_pipelines.streaming.rows import (
     STREAM_TABLES,
     BatchTag,
@@ -112,6 +113,7 @@ class StreamWriter:
         self._force = False
         self._closing = False
         self.commits = 0
+        self._marked: set[tuple[str, str, str]] = set()
         self._thread = threading.Thread(target=self._run, name="btlake-stream-commit",
                                         daemon=True)
         self._thread.start()
@@ -298,6 +300,10 @@ class StreamWriter:
         frame = frame.sort(order, nulls_last=True, maintain_order=True)
         counts = {f"{m}|{d}": n for m, d, n in frame.group_by("market", "date").len()
                   .sort("market", "date").iter_rows()}
+        new = [(m, d) for m, _, d in (k.partition("|") for k in counts)
+               if (table, m, d) not in self._marked]
+        marks.mark(self.lake, table, new)  # before the commit: see streaming/marks.py
+        self._marked.update((table, m, d) for m, d in new)
         return delta.write(self.lake, table, frame.to_arrow(), predicate=None, metadata={
             "btlake.operation": OPERATION, "btlake.partitions": list(counts)[:1000],
             "btlake.partition_rows": dict(list(counts.items())[:1000]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -59,3 +59,25 @@ def test_maintenance_and_ingestion_while_a_stream_commits(dirs):
     assert lake.last_seq("feed") == len(acks)
     assert all(r.version_after >= r.version_before for r in reports)
     assert T0.date() == DAY
+
+
+def test_rederiving_from_the_archive_keeps_partitions_with_streamed_rows(dirs):
+    lake = Lake(dirs.lake)
+    B.market_data(dirs.landing, "md-day1", {"ticks": B.ticks(6, symbol="ZZZ")})
+    B.market_data(dirs.landing, "md-day2", {"ticks": B.ticks(5, symbol="ZZZ",
+                                                           start=T0 + timedelta(days=1))})
+    assert lake.ingest(isolated=False).counts()["ingested"] == 2
+    writer = lake.stream_writer()
+    assert writer.put("ticks", "XNAS", b'{"writer": "feed", "seq": 1}',
+                      tick_batch(1, rows=3)).result(30).status == "accepted"
+    writer.close()
+    before = Lake(dirs.lake).read("ticks").num_rows
+    assert before == 6 + 5 + 3
+
+    done = {r.day: r for r in lake.rederive_days("ticks", [("XNAS", DAY),
+                                                           ("XNAS", DAY + timedelta(days=1))])}
+    assert "streamed rows" in (done[DAY].note or "") and done[DAY].version is None
+    assert done[DAY + timedelta(days=1)].version is not None  # the other day was re-derived
+    rows = pl.from_arrow(Lake(dirs.lake).read("ticks"))
+    assert rows.height == before
+    assert rows.filter(pl.col("symbol") == "AAA").height == 3
