@@ -43,7 +43,7 @@ from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta, delta_log
 from btlake_pipelines.storage import predicates as P
 from btlake_pipelines.storage.scan import scan
-from btlake_pipelines.streaming.marks import marked
+from btlake_pipelines.storage.stream_marks import marked
 
 #: A fact-table partition: (market, date).
 Part = tuple[str, date]

@@ -36,9 +36,10 @@ import polars as pl
 import pyarrow as pa
 
 from btlake_pipelines.contract.tables import FACT_TABLES
-from btlake_pipelines.errors import BtlakeError
-from btlake_pipelines.storage import delta
-from btlake_pipelines.streaming import marks
+from btlake_pipelines.errors import BtlakeError, BundleRefused
+from btlake_pipelines.ingest.schema_fit import SchemaMismatch, fit_frame
+from btlake_pipelines.storage import delta, stream_marks
+from btlake_pipelines.storage.scan import scan
 from btlake_pipelines.streaming.rows import (
     STREAM_TABLES,
     BatchTag,
@@ -78,10 +79,10 @@ class Ack:
 class _Buffer:
     """A table's batches waiting for their commit."""
 
-    frames: list[pl.DataFrame] = field(default_factory=list)
-    #: every batch answered by this commit: (future, tag, duplicate?)
-    waiting: list[tuple[Future, BatchTag, bool]] = field(default_factory=list)
-    writers: dict[str, int] = field(default_factory=dict)
+    #: the batches this commit stores: (rows, future, tag), in arrival order
+    items: list[tuple[pl.DataFrame, Future, BatchTag]] = field(default_factory=list)
+    #: resends of batches buffered or being committed: answered after this commit
+    dups: list[tuple[Future, BatchTag]] = field(default_factory=list)
     rows: int = 0
     bytes: int = 0
     since: float = field(default_factory=time.monotonic)
@@ -108,6 +109,12 @@ class StreamWriter:
         self._committed: dict[tuple[str, str], int | None] = {}
         #: (table, writer) -> highest seq buffered or being committed
         self._pending: dict[tuple[str, str], int] = {}
+        #: (table, writer) -> the first seq of a commit that failed: later seqs of that
+        #: writer are refused until it sends that one again (else a later commit's ``txn``
+        #: would make the lost batches look stored)
+        self._gaps: dict[tuple[str, str], int] = {}
+        #: table -> the column types it holds (and buffered batches add)
+        self._known: dict[str, dict[str, pl.DataType]] = {}
         self._busy = False
         self._committing = 0  # bytes of the buffers being committed
         self._force = False
@@ -134,7 +141,7 @@ class StreamWriter:
         with self._cond:
             pending = self._pending.get(key)
         if pending is None or tag.seq > pending:
-            frame = stored_rows(table, market, batch, tag)  # raises on a broken rule
+            frame = self._fitted(table, stored_rows(table, market, batch, tag), tag)
         with self._cond:
             # back-pressure: a producer faster than the commits waits here (its DoPut stops
             # reading) instead of filling the server's memory
@@ -143,18 +150,20 @@ class StreamWriter:
                 self._cond.wait(1.0)
             if self._closing:
                 raise BtlakeError("the stream writer is closed")
+            gap = self._gaps.get(key)
+            if gap is not None and tag.seq > gap:
+                raise BtlakeError(_gap_message(tag, gap))
+            self._gaps.pop(key, None)  # the writer resends from its gap on
             buffer = self._buffers.setdefault(table, _Buffer())
             pending = self._pending.get(key)
             if frame is None or (pending is not None and tag.seq <= pending):
                 # its twin is buffered or being committed: answered by that commit
-                buffer.waiting.append((future, tag, True))
+                buffer.dups.append((future, tag))
             else:
-                if not buffer.frames:
+                if not buffer.items:
                     buffer.since = time.monotonic()
                 buffer.last = time.monotonic()
-                buffer.frames.append(frame)
-                buffer.waiting.append((future, tag, False))
-                buffer.writers[tag.writer] = tag.seq
+                buffer.items.append((frame, future, tag))
                 buffer.rows += frame.height
                 buffer.bytes += frame.estimated_size()
                 self._pending[key] = tag.seq
@@ -171,6 +180,28 @@ class StreamWriter:
     def check_target(table: str, market: str) -> None:
         """Refuse a stream to a table that is not market data or a bad market name."""
         check_target(table, market)
+
+    def _fitted(self, table: str, frame: pl.DataFrame, tag: BatchTag) -> pl.DataFrame:
+        """``frame`` in the column types the table (and the batches before) already hold, or
+        a refusal naming the column, as for bundles (``ingest/schema_fit.py``): a batch whose
+        extra column cannot take the stored type must not fail the commit of the others."""
+        with self._cond:
+            known = self._known.get(table)
+        if known is None:
+            lf = scan(self.lake, table)
+            known = dict(lf.collect_schema()) if lf is not None else {}
+        try:
+            frame = fit_frame(frame, known)
+        except SchemaMismatch as exc:
+            raise BundleRefused(tag.label, "column_type", f"column '{exc.column}' is {exc.got} "
+                                f"here but {exc.want} in the lake's '{table}' table",
+                                table=table, column=exc.column) from None
+        with self._cond:
+            merged = self._known.setdefault(table, known)
+            for name, dtype in frame.schema.items():
+                if dtype != pl.Null:
+                    merged.setdefault(name, dtype)
+        return frame
 
     def _buffered_bytes(self) -> int:
         return sum(b.bytes for b in self._buffers.values()) + self._committing
@@ -226,7 +257,7 @@ class StreamWriter:
         for table, b in self._buffers.items():
             if self._force or self._closing or b.rows >= self.flush_rows \
                     or b.bytes >= self.flush_bytes or now - b.since >= self.max_wait \
-                    or now - b.last >= self.linger or not b.frames:
+                    or now - b.last >= self.linger or not b.items:
                 due.append(table)
             else:
                 left = min(self.max_wait - (now - b.since), self.linger - (now - b.last))
@@ -260,41 +291,86 @@ class StreamWriter:
                     self._cond.notify_all()
 
     def _commit(self, table: str, buffer: _Buffer) -> None:
+        with self._cond:  # batches queued behind a failed commit of their writer: refused
+            items, refused = [], []
+            for item in buffer.items:
+                gap = self._gaps.get((table, item[2].writer))
+                if gap is not None and item[2].seq > gap:
+                    refused.append((item[1], item[2], gap))
+                    self._pending.pop((table, item[2].writer), None)
+                else:
+                    items.append(item)
+        for future, tag, gap in refused:
+            future.set_exception(BtlakeError(_gap_message(tag, gap)))
+        writers: dict[str, int] = {}
+        for _, _, tag in items:
+            writers[tag.writer] = max(tag.seq, writers.get(tag.writer, tag.seq))
         version = None
         error: BaseException | None = None
-        if buffer.frames:
+        if items:
             try:
-                version = self._write(table, buffer)
+                version = self._write(table, [f for f, _, _ in items], writers)
             except Exception as exc:
                 error = exc
         with self._cond:
             if error is None:
-                for writer, seq in buffer.writers.items():
+                for writer, seq in writers.items():
                     self._committed[(table, writer)] = seq
             else:
                 # what the table holds decides: the commit may have landed before the error
-                for writer in buffer.writers:
+                for writer in writers:
                     self._committed.pop((table, writer), None)
                     self._pending.pop((table, writer), None)
         if error is not None:
-            for writer in buffer.writers:
+            for writer in writers:
                 self._committed_seq(table, writer)
-        for future, tag, duplicate in buffer.waiting:
+        answers = [(future, tag, False) for _, future, tag in items] + \
+            [(future, tag, True) for future, tag in buffer.dups]
+        lost: dict[str, int] = {}
+        for future, tag, duplicate in answers:
             stored = self._committed.get((table, tag.writer))
             if error is None and not duplicate:
                 future.set_result(Ack(tag.seq, "accepted", version))
             elif stored is not None and tag.seq <= stored:
-                future.set_result(Ack(tag.seq, "accepted" if not duplicate else "duplicate",
+                future.set_result(Ack(tag.seq, "duplicate" if duplicate else "accepted",
                                       version))
             else:
+                lost[tag.writer] = min(tag.seq, lost.get(tag.writer, tag.seq))
                 future.set_exception(BtlakeError(
                     f"batch seq {tag.seq} of writer {tag.writer!r} was not stored "
                     f"({error or 'its first copy failed'}); send it again"))
+        if lost:
+            self._open_gaps(table, lost)
         if error is None:
             self.commits += 1
 
-    def _write(self, table: str, buffer: _Buffer) -> int:
-        frame = pl.concat(buffer.frames, how="diagonal_relaxed")
+    def _open_gaps(self, table: str, lost: dict[str, int]) -> None:
+        """After a failed commit: each writer's first lost seq becomes its gap, and its
+        batches still buffered after that seq are refused now, so nothing of it commits out
+        of order; the writer resends from the gap (``last_seq`` + 1)."""
+        dropped = []
+        with self._cond:
+            for writer, seq in lost.items():
+                key = (table, writer)
+                self._gaps[key] = min(seq, self._gaps.get(key, seq))
+                self._pending.pop(key, None)
+            buffer = self._buffers.get(table)
+            if buffer is not None:
+                keep = []
+                for item in buffer.items:
+                    gap = self._gaps.get((table, item[2].writer))
+                    if gap is not None and item[2].seq > gap:
+                        dropped.append(item)
+                        buffer.rows -= item[0].height
+                        buffer.bytes -= item[0].estimated_size()
+                    else:
+                        keep.append(item)
+                buffer.items = keep
+        for _, future, tag in dropped:
+            future.set_exception(BtlakeError(_gap_message(tag, lost[tag.writer])))
+
+    def _write(self, table: str, frames: list[pl.DataFrame], writers: dict[str, int]) -> int:
+        frame = pl.concat(frames, how="diagonal_relaxed")
         order = [c for c in ("market", "date", *FACT_TABLES[table].sort_by)
                  if c in frame.columns]
         frame = frame.sort(order, nulls_last=True, maintain_order=True)
@@ -302,10 +378,15 @@ class StreamWriter:
                   .sort("market", "date").iter_rows()}
         new = [(m, d) for m, _, d in (k.partition("|") for k in counts)
                if (table, m, d) not in self._marked]
-        marks.mark(self.lake, table, new)  # before the commit: see streaming/marks.py
+        stream_marks.mark(self.lake, table, new)  # before the commit: see that module
         self._marked.update((table, m, d) for m, d in new)
         return delta.write(self.lake, table, frame.to_arrow(), predicate=None, metadata={
             "btlake.operation": OPERATION, "btlake.partitions": list(counts)[:1000],
             "btlake.partition_rows": dict(list(counts.items())[:1000]),
             "btlake.rows_added": frame.height, "btlake.rows_removed": 0,
-            "btlake.writers": dict(buffer.writers)}, transactions=buffer.writers)
+            "btlake.writers": writers}, transactions=writers)
+
+
+def _gap_message(tag: BatchTag, gap: int) -> str:
+    return (f"batch seq {tag.seq} of writer {tag.writer!r} comes after seq {gap}, which was "
+            f"not stored: send again from seq {gap} (last_seq + 1)")

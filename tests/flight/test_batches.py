@@ -25,14 +25,13 @@ def lake(dirs) -> Lake:
     """Ticks in 12 files over two markets and two days (one commit per batch), and three
     ingested backtest runs."""
     api = Lake(dirs.lake)
-    writer = api.stream_writer(flush_rows=1)
-    futures = []
-    for s in range(12):
+    writer = api.stream_writer()
+    for s in range(12):  # each acked before the next is sent: one commit (file) per batch
         market = "XNAS" if s % 3 else "XLON"
         start = T0 + timedelta(days=s % 2)
-        futures.append(writer.put("ticks", market, f'{{"writer": "w", "seq": {s}}}'.encode(),
-                                  tick_batch(s, rows=5 + s, symbol="AB"[s % 2], start=start)))
-    assert [f.result(30).status for f in futures] == ["accepted"] * 12
+        ack = writer.put("ticks", market, f'{{"writer": "w", "seq": {s}}}'.encode(),
+                         tick_batch(s, rows=5 + s, symbol="AB"[s % 2], start=start))
+        assert ack.result(30).status == "accepted"
     writer.close()
     for i in range(3):
         B.backtest(dirs.landing, f"run-{i}")

@@ -25,10 +25,11 @@ def instance():
 
 
 def _stream(lake: str, seqs, market: str = "XNAS", days: int = 0) -> None:
-    writer = Lake(lake).stream_writer(flush_rows=1)  # one commit per batch
-    futures = [writer.put("ticks", market, json.dumps({"writer": "feed", "seq": s}).encode(),
-                          tick_batch(s, start=T0 + timedelta(days=days))) for s in seqs]
-    assert {f.result(30).status for f in futures} == {"accepted"}
+    writer = Lake(lake).stream_writer()
+    for s in seqs:  # each acked before the next is sent: one commit per batch
+        meta = json.dumps({"writer": "feed", "seq": s}).encode()
+        ack = writer.put("ticks", market, meta, tick_batch(s, start=T0 + timedelta(days=days)))
+        assert ack.result(30).status == "accepted"
     writer.close()
 
 

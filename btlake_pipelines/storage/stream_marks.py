@@ -1,11 +1,12 @@
 """Which partitions hold streamed rows: one empty marker object per (table, market, date)
-under ``<lake>/_streams/``, written before the first commit that streams into the partition.
+under ``<lake>/_streams/``, written by :mod:`btlake_pipelines.streaming.writer` before the
+first commit that streams into the partition.
 
 Streamed rows have no archived bundle, so re-deriving a partition from the archive (a Dagster
-backfill) would drop them; re-derivation leaves a marked partition as it is instead
-(:mod:`btlake_pipelines.ingest.rederive`). The markers outlive the Delta log's cleanup, which
-the streamed commits' own metadata does not. A marker written for a commit that then failed
-only makes re-derivation more careful.
+backfill) would drop them; re-derivation (:mod:`btlake_pipelines.ingest.rederive`) leaves a
+marked partition as it is instead. The markers outlive the Delta log's cleanup, which the
+streamed commits' own metadata does not. A marker written for a commit that then failed only
+makes re-derivation more careful.
 """
 
 from __future__ import annotations
