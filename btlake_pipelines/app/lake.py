@@ -371,3 +371,10 @@ class Lake:
         from btlake_pipelines.app.access import verdict
 
         return verdict(self.settings, token, write=write)
+
+    def compact_streamed(self, day: date) -> list:
+        """Bin-pack the small files streams left in ``day``'s partitions (only those files,
+        beside the running streams); what the hourly Dagster schedule runs."""
+        from btlake_pipelines.streaming.compaction import compact_streamed
+
+        return compact_streamed(self.uri, day, self.markets_on(day))
