@@ -8,6 +8,7 @@ from dagster import Definitions
 
 from btlake_pipelines.defs.assets import all_assets, raw_bundles
 from btlake_pipelines.defs.checks import all_checks
+from btlake_pipelines.defs.coverage import coverage_checks, coverage_gap_sensor, fill_gaps_job
 from btlake_pipelines.defs.jobs import all_jobs
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
 from btlake_pipelines.defs.schedules import all_schedules
@@ -20,9 +21,9 @@ from btlake_pipelines.defs.streaming import (
 
 defs = Definitions(
     assets=[raw_bundles, *all_assets],
-    asset_checks=all_checks,
-    jobs=[*all_jobs, compact_streamed_job],
-    sensors=[landing_sensor, streamed_partitions_sensor],
+    asset_checks=[*all_checks, *coverage_checks],
+    jobs=[*all_jobs, fill_gaps_job, compact_streamed_job],
+    sensors=[landing_sensor, coverage_gap_sensor, streamed_partitions_sensor],
     schedules=[*all_schedules, streamed_compaction],
     resources={"lake": LakeResource(), "landing": LandingZoneResource()},
 )
