@@ -20,7 +20,7 @@ def publish_result(result: Any, *, run_id: str, strategy_id: str,
     ``Strategy``) into a bundle and publish it to ``landing`` (None: the settings'); returns
     its landing location. ``options`` go to the engine's adapter (``symbol``,
     ``code_version``, ``tags``). A bundle of this run id still waiting needs ``replace``."""
-    from btlake_pipelines.adapters import write_bundle
+    from btlake_pipelines.adapters.dispatch import write_bundle
     from btlake_pipelines.app.publish import publish
 
     with tempfile.TemporaryDirectory(prefix="btlake-adapter-") as tmp:
