@@ -71,6 +71,8 @@ def utc_timestamps(values: Any, *, what: str) -> pa.Array:
     backtest over a plain bar index) is refused, since the lake keys every row by time."""
     import pandas as pd
 
+    if len(values) == 0:  # a run that never traded: no rows, whatever dtype the engine left
+        return pa.array([], pa.timestamp("ns", "UTC"))
     if not pd.api.types.is_datetime64_any_dtype(values):
         raise AdapterError(f"{{param}}: the {what} are not timestamps; run the engine on data "
                            "indexed by a DatetimeIndex", param="result")

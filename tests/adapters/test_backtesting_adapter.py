@@ -156,3 +156,27 @@ def test_bad_arguments_are_refused_by_name(tmp_path, stats):
     with pytest.raises(BtlakeError, match="DatetimeIndex"):
         adapter.write_bundle(ranged, tmp_path, run_id="r", strategy_id="s", markets="XNAS")
     assert not (tmp_path / "r" / "manifest.json").exists()
+
+
+class _Idle(SmaCross):
+    """Computes its indicators and never trades."""
+
+    def next(self):
+        pass
+
+
+def test_a_run_that_never_traded_is_a_bundle_with_no_fills(dirs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idle = Backtest(GOOG.iloc[:60], _Idle).run()
+    assert len(idle._trades) == 0
+    lake = Lake(dirs.lake)
+    lake.publish_result(idle, run_id="sma-idle", strategy_id="idle", markets="XNAS",
+                        landing=dirs.landing)
+    results = lake.ingest(dirs.landing, isolated=False).results
+    assert [(r.run_id, r.status) for r in results] == [("sma-idle", "ingested")]
+    assert lake.read("trades", run_id="sma-idle").num_rows == 0
+    assert lake.read("equity", run_id="sma-idle").num_rows == 60
+    run = lake.run("sma-idle")
+    assert run["metrics"]["n_trades"] == 0 and run["metrics"]["final_equity"] == 10_000
+    assert run["params"] == {"fast": 10, "slow": 30}  # inherited class attributes

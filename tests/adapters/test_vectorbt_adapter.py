@@ -118,3 +118,19 @@ def test_ungrouped_columns_are_refused_with_what_to_do(tmp_path):
         write_bundle(pf, tmp_path, run_id="vbt-two", strategy_id="s", markets="XNYS")
     assert refused.value.param == "portfolio"
     assert not (tmp_path / "vbt-two").exists()
+
+
+def test_a_portfolio_without_orders_writes_no_fills_and_its_flat_value(tmp_path):
+    close = _prices()["AAA"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flat = vbt.Portfolio.from_signals(close, close < 0, close < 0, init_cash=500,
+                                          freq="1D")
+    assert flat.orders.count() == 0
+    folder = adapter.write_bundle(flat, tmp_path, run_id="vbt-flat", strategy_id="s",
+                                  markets="XNYS")
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(folder / "trades.parquet").num_rows == 0
+    equity = pq.read_table(folder / "equity.parquet").column("equity").to_pylist()
+    assert equity == [500.0] * len(close)
