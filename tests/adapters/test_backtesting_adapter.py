@@ -180,3 +180,16 @@ def test_a_run_that_never_traded_is_a_bundle_with_no_fills(dirs):
     run = lake.run("sma-idle")
     assert run["metrics"]["n_trades"] == 0 and run["metrics"]["final_equity"] == 10_000
     assert run["params"] == {"fast": 10, "slow": 30}  # inherited class attributes
+
+
+def test_publishing_the_same_result_again_is_unchanged_and_new_params_replace(dirs, stats):
+    lake = Lake(dirs.lake)
+    statuses = []
+    for params in (None, None, {"fast": 5, "slow": 15, "note": "retuned"}):
+        lake.publish_result(stats, run_id="sma-again", strategy_id="sma_cross",
+                            markets="XNAS", created_at=CREATED, params=params,
+                            landing=dirs.landing)
+        statuses += [r.status for r in lake.ingest(dirs.landing, isolated=False).results]
+    assert statuses == ["ingested", "unchanged", "replaced"]
+    assert lake.run("sma-again")["params"]["note"] == "retuned"
+    assert lake.read("trades", run_id="sma-again").num_rows == 2 * len(stats._trades)
