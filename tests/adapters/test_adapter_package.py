@@ -8,8 +8,6 @@ import subprocess
 import sys
 import warnings
 
-import pytest
-
 from tests.core.test_cli import btlake
 
 
@@ -28,7 +26,6 @@ def test_importing_the_adapters_loads_no_engine():
 
 
 def test_btlake_publish_and_ingest_take_an_adapter_folder(tmp_path, dirs):
-    pytest.importorskip("backtesting")
     from backtesting import Backtest
     from backtesting.test import GOOG
     from backtesting.test._test import SmaCross

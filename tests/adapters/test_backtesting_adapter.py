@@ -7,19 +7,18 @@ import datetime as dt
 import json
 import warnings
 
+import backtesting
 import numpy as np
 import pandas as pd
 import pytest
+from backtesting import Backtest
+from backtesting.test import GOOG
+from backtesting.test._test import SmaCross
 
 from btlake_pipelines import Lake
 from btlake_pipelines.adapters import backtesting as adapter
 from btlake_pipelines.adapters import engine_of, write_bundle
 from btlake_pipelines.errors import BtlakeError
-
-backtesting = pytest.importorskip("backtesting")
-from backtesting import Backtest  # noqa: E402
-from backtesting.test import GOOG  # noqa: E402
-from backtesting.test._test import SmaCross  # noqa: E402
 
 CREATED = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
 

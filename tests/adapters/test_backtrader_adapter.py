@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import backtesting.test as testdata
+import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
 
 from btlake_pipelines import Lake, publish_result
 from btlake_pipelines.errors import BtlakeError
-
-bt = pytest.importorskip("backtrader")
-testdata = pytest.importorskip("backtesting.test")
 
 
 def _run(*analyzers):

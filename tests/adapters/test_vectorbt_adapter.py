@@ -9,13 +9,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import vectorbt as vbt
 
 from btlake_pipelines import Lake
 from btlake_pipelines.adapters import engine_of, write_bundle
 from btlake_pipelines.adapters import vectorbt as adapter
 from btlake_pipelines.errors import BtlakeError
-
-vbt = pytest.importorskip("vectorbt")
 
 CREATED = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
 
