@@ -191,6 +191,20 @@ class Lake:
         return publish_upload(open_landing(landing or self.settings.landing), manifest, files,
                               replace=replace)
 
+    def publish_result(self, result: Any, *, run_id: str, strategy_id: str,
+                       markets: str | list[str], params: Mapping[str, Any] | None = None,
+                       created_at: datetime | str | None = None, landing: str | None = None,
+                       replace: bool = False, **options: Any) -> str:
+        """Write an engine's result (backtesting.py ``Stats``, vectorbt ``Portfolio``,
+        backtrader ``Strategy``) as a bundle and publish it to landing in one call; returns
+        its landing location. See :mod:`btlake_pipelines.adapters`."""
+        from btlake_pipelines.app.adapters import publish_result
+
+        return publish_result(result, run_id=run_id, strategy_id=strategy_id, markets=markets,
+                              params=params, created_at=created_at,
+                              landing=landing or self.settings.landing, replace=replace,
+                              **options)
+
     def ingest(self, landing: str | None = None, names: list[str] | None = None, *,
                progress=None, isolated: bool = True):
         """Ingest complete bundles from landing now (the code path the sensor uses).
