@@ -341,3 +341,22 @@ def _int(value: Any) -> int | None:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def data_changes(lake: str, table: str, version: int
+                 ) -> set[tuple[str | None, str | None]] | None:
+    """The ``(market, date)`` partitions whose rows commit ``version`` of ``table`` changed:
+    its ``add`` / ``remove`` actions with ``dataChange`` true (a compaction rewrites files with
+    ``dataChange`` false and changes no row). A partition value a table lacks is None (any).
+    None when the commit file is gone (log cleanup)."""
+    found = actions(lake, table, version)
+    if found is None:
+        return None
+    out: set[tuple[str | None, str | None]] = set()
+    for action in found:
+        body = action.get("add") or action.get("remove")
+        if not body or body.get("dataChange") is False:
+            continue
+        values = body.get("partitionValues") or {}
+        out.add((values.get("market"), values.get("date")))
+    return out

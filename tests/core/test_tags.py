@@ -1,0 +1,128 @@
+"""Lake-wide tags (CONTRACT section 7): an atomic record of every table's version, readable
+with ``as_of="tag:NAME"`` everywhere, kept by maintenance until deleted."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from btlake_pipelines import Lake
+from btlake_pipelines.errors import BtlakeError, NotFoundError, QueryError
+from btlake_pipelines.ingest import ingest
+from btlake_pipelines.landing.local import LocalLandingZone
+from tests.core import bundles as B
+
+
+def _ingest(dirs) -> None:
+    ingest(dirs.lake, LocalLandingZone(dirs.landing))
+
+
+def _files(lake_dir, table: str) -> set[str]:
+    return {p.name for p in (lake_dir / table).rglob("*.parquet")}
+
+
+def test_tag_records_every_table_and_is_immutable(dirs):
+    B.backtest(dirs.landing, "t-1")
+    B.market_data(dirs.landing, "md-1", {"ticks": B.ticks(6)})
+    _ingest(dirs)
+    lake = Lake(dirs.lake)
+    tag = lake.tag_create("paper-q3", "as published")
+    want = {t: lake.catalog.table(t).version()
+            for t in ("runs", "trades", "equity", "ticks", "ingest_log")}
+    assert tag.versions == want
+    with pytest.raises(BtlakeError, match="exists already"):
+        lake.tag_create("paper-q3")
+    with pytest.raises(QueryError):
+        lake.tag_create(".hidden")
+    listed = [t.record() for t in lake.tags()]
+    assert listed == [{"name": "paper-q3", "created_at": tag.created_at.isoformat(),
+                       "message": "as published", "versions": want}]
+    lake.tag_delete("paper-q3")
+    assert lake.tags() == []
+    with pytest.raises(NotFoundError):
+        lake.tag_delete("paper-q3")
+
+
+def test_concurrent_creates_of_one_name_exactly_one_wins(dirs):
+    lake = Lake(dirs.lake)
+    lake.tag_create("first")  # the tags table exists: racers commit against one snapshot
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def create(i: int) -> None:
+        barrier.wait()
+        try:
+            Lake(dirs.lake).tag_create("race", f"writer {i}")
+            outcomes.append("won")
+        except BtlakeError as exc:
+            outcomes.append(str(exc))
+
+    workers = [threading.Thread(target=create, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert outcomes.count("won") == 1
+    assert all("exists already" in o for o in outcomes if o != "won")
+    assert [t.name for t in lake.tags()].count("race") == 1
+
+
+def test_as_of_tag_reads_runs_and_market_data_as_tagged(dirs):
+    B.backtest(dirs.landing, "t-2", tables={"trades": B.trades(4, price=100.0),
+                                            "equity": B.equity()})
+    B.market_data(dirs.landing, "md-2", {"ticks": B.ticks(6, price=50.0)})
+    _ingest(dirs)
+    lake = Lake(dirs.lake)
+    lake.tag_create("before")
+    old_trades = lake.read("trades", run_id="t-2")
+    old_ticks = lake.read("ticks")
+
+    B.backtest(dirs.landing, "t-2", tables={"trades": B.trades(3, price=200.0),
+                                            "equity": B.equity()}, metrics={"sharpe": 9.0})
+    B.backtest(dirs.landing, "t-3")
+    B.market_data(dirs.landing, "md-3", {"ticks": B.ticks(6, price=60.0)})
+    _ingest(dirs)
+    assert lake.read("trades", run_id="t-2").num_rows == 3
+    assert lake.read("trades", run_id="t-2", as_of="tag:before").equals(old_trades)
+    assert lake.read("ticks", as_of="tag:before").equals(old_ticks)
+    assert lake.read("ticks").column("price").to_pylist() != old_ticks.column(
+        "price").to_pylist()
+    # the catalog as it was: t-3 did not exist, t-2 had its first metrics
+    found = lake.find_runs(as_of="tag:before").records()
+    assert [r["run_id"] for r in found] == ["t-2"]
+    assert found[0]["metrics"]["sharpe"] == 1.2
+    assert {r["run_id"] for r in lake.find_runs().records()} == {"t-2", "t-3"}
+    with pytest.raises(NotFoundError, match="unknown tag 'nope'"):
+        lake.read("ticks", as_of="tag:nope")
+
+
+def test_tag_survives_maintain_with_zero_retention_until_deleted(dirs):
+    B.backtest(dirs.landing, "t-4", tables={"trades": B.trades(4, price=100.0),
+                                            "equity": B.equity()})
+    B.market_data(dirs.landing, "md-4", {"ticks": B.ticks(6, price=50.0)})
+    _ingest(dirs)
+    lake = Lake(dirs.lake)
+    lake.tag_create("keep")
+    old_trades = lake.read("trades", run_id="t-4")
+    old_ticks = lake.read("ticks")
+    tagged_files = _files(Path(dirs.lake), "ticks") | _files(Path(dirs.lake), "trades")
+
+    # a run and a market-data slice replaced, then compaction and vacuum with retention 0
+    B.backtest(dirs.landing, "t-4", tables={"trades": B.trades(2, price=300.0),
+                                            "equity": B.equity()}, metrics={"sharpe": 3.0})
+    B.market_data(dirs.landing, "md-5", {"ticks": B.ticks(6, price=70.0)})
+    B.market_data(dirs.landing, "md-6", {"ticks": B.ticks(3, price=80.0, start=B.later(30))})
+    _ingest(dirs)
+    lake.maintain(retention_hours=0)
+    assert tagged_files <= _files(Path(dirs.lake), "ticks") | _files(Path(dirs.lake), "trades")
+    assert lake.read("trades", run_id="t-4", as_of="tag:keep").equals(old_trades)
+    assert lake.read("ticks", as_of="tag:keep").equals(old_ticks)
+
+    lake.tag_delete("keep")
+    lake.maintain(retention_hours=0)
+    left = _files(Path(dirs.lake), "ticks") | _files(Path(dirs.lake), "trades")
+    assert not tagged_files & left
+    with pytest.raises(NotFoundError):
+        lake.read("ticks", as_of="tag:keep")
