@@ -282,6 +282,13 @@ class Lake:
 
         return input_tables(self.catalog, run_id)
 
+    def table_diff(self, table: str, a: int | str, b: int | str) -> dict[str, Any]:
+        """Rows added and removed per partition between versions (or ``tag:NAME``) ``a`` and
+        ``b`` of a fact table: ``{"table", "a", "b", "added", "removed", "partitions"}``."""
+        from btlake_pipelines.versions.table_diff import table_diff
+
+        return table_diff(self.catalog, table, a, b)
+
     def stale_runs(self) -> list[str]:
         """Run ids with at least one stale input, sorted."""
         from btlake_pipelines.versions.lineage import stale_runs
