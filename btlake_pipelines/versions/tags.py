@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from btlake_pipelines.contract.run_ids import RUN_ID_PATTERN
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS
-from btlake_pipelines.errors import BtlakeError, NotFoundError, QueryError
+from btlake_pipelines.errors import BtlakeError, NotFoundError, QueryError, TagExistsError
 from btlake_pipelines.storage import predicates as P
 from btlake_pipelines.storage.delta import open_table
 from btlake_pipelines.storage.delta_log import table_uri
@@ -45,10 +45,6 @@ SCHEMA = pa.schema([
     ("versions", pa.list_(pa.struct([("table", pa.string()), ("version", pa.int64())]))),
 ])
 _ATTEMPTS = 20
-
-
-class TagExistsError(BtlakeError):
-    """A tag of that name exists already (tags are immutable)."""
 
 
 @dataclass(frozen=True)

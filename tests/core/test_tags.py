@@ -3,6 +3,7 @@ with ``as_of="tag:NAME"`` everywhere, kept by maintenance until deleted."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -126,3 +127,30 @@ def test_tag_survives_maintain_with_zero_retention_until_deleted(dirs):
     assert not tagged_files & left
     with pytest.raises(NotFoundError):
         lake.read("ticks", as_of="tag:keep")
+
+
+def test_cli_tag_create_list_and_existing_name_exit_2(dirs):
+    from tests.core.test_cli import btlake
+
+    B.backtest(dirs.landing, "cli-t")
+    assert btlake("ingest", env_dirs=dirs).returncode == 0
+    made = btlake("tag", "create", "v1", "--message", "first", env_dirs=dirs)
+    assert made.returncode == 0, made.stderr
+    again = btlake("tag", "create", "v1", env_dirs=dirs)
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines() == [
+        "btlake: error: tag 'v1' exists already (tags are immutable; delete it first to "
+        "record it again)"]
+    listed = json.loads(btlake("tag", "list", "--format", "json", env_dirs=dirs).stdout)
+    [tag] = listed["tags"]
+    assert set(tag) == {"name", "created_at", "message", "versions"}
+    assert tag["name"] == "v1" and tag["message"] == "first"
+    assert tag["versions"]["runs"] == 0 and tag["versions"]["trades"] == 0
+    runs = json.loads(btlake("runs", "--as-of", "tag:v1", "--format", "json",
+                             env_dirs=dirs).stdout)
+    assert [r["run_id"] for r in runs["runs"]] == ["cli-t"]
+    bad = btlake("read", "trades", "--as-of", "tag:missing", env_dirs=dirs)
+    assert bad.returncode == 2 and "unknown tag 'missing'" in bad.stderr
+    assert btlake("tag", "delete", "v1", env_dirs=dirs).returncode == 0
+    assert json.loads(btlake("tag", "list", "--format", "json", env_dirs=dirs).stdout) == {
+        "tags": []}
