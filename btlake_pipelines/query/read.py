@@ -96,11 +96,12 @@ def _pinned_runs(catalog: Catalog, table: str) -> dict[int, list[str]]:
     return catalog.derived(key, lambda: _pinned_now(dt, runs, table))
 
 
-def _pinned_now(dt, runs: pl.DataFrame, table: str) -> dict[int, list[str]]:
+def _pinned_now(dt, runs: pl.DataFrame, table: str,
+                commits: Iterator[Commit] | None = None) -> dict[int, list[str]]:
     done = set(runs.get_column("batch_id").unique().to_list())
     pending: dict[str, int] = {}  # run -> the newest unfinished commit naming it
     finished = 0
-    for commit in _recent_history(dt):
+    for commit in _recent_history(dt) if commits is None else commits:
         batch = commit.batch_id
         if batch is None:
             continue  # maintenance (optimize, vacuum) never changes which rows a run has
@@ -244,12 +245,25 @@ def _pinned_at_tag(catalog: Catalog, table: str, as_of, options: dict) -> list[p
         return []
     wanted = set(as_list(options.get("run_id")))
     frames = []
-    for pinned, names in _pinned_now(catalog.table_at(table, version), runs, table).items():
+    commits = _commits_down(catalog.lake, table, version)
+    for pinned, names in _pinned_now(None, runs, table, commits).items():
         names = [r for r in names if not wanted or r in wanted]
         if names:
             frames.append(scan_slice(catalog, table, as_of=pinned,
                                      **{**options, "run_id": names}))
     return frames
+
+
+def _commits_down(lake: str, table: str, version: int) -> Iterator[Commit]:
+    """Commits ``version``, ``version - 1``, ... from their commit files (``history()`` of a
+    table loaded at an old version labels the latest commits with its own numbers)."""
+    from btlake_pipelines.storage.delta_log import commit
+
+    for v in range(version, max(version - _MAX_COMMITS_SCANNED, -1), -1):
+        found = commit(lake, table, v)
+        if found is None:
+            return
+        yield found
 
 
 def _run_dates(catalog: Catalog, run_ids: list[str]) -> list | None:

@@ -93,31 +93,38 @@ def create_tag(lake: str, name: str, message: str | None = None) -> Tag:
     check_name(name)
     if message is not None and not isinstance(message, str):
         raise QueryError("{param} must be text", param="message")
+    _ensure_table(lake)
     for _ in range(_ATTEMPTS):
         snapshot = open_table(lake, TAGS)
-        if snapshot is not None and _find(snapshot, name) is not None:
+        if _find(snapshot, name) is not None:
             raise TagExistsError(f"tag '{name}' exists already (tags are immutable; delete it "
                                  "first to record it again)")
         tag = Tag(name, datetime.now(UTC), message, current_versions(lake))
         props = CommitProperties(custom_metadata={"btlake.tag": name}, max_commit_retries=0)
-        uri = table_uri(lake, TAGS)
         try:
-            if snapshot is None:
-                from btlake_pipelines.settings import storage_options
-
-                write_deltalake(uri, _rows([tag]), mode="append", commit_properties=props,
-                                storage_options=storage_options(uri))
-            else:
-                write_deltalake(snapshot, _rows([tag]), mode="append",
-                                commit_properties=props)
+            write_deltalake(snapshot, _rows([tag]), mode="append", commit_properties=props)
             return tag
         except CommitFailedError:
             continue  # another tag landed meanwhile: look again
-        except Exception as exc:  # the first create of the table, raced by another
-            if snapshot is None and "exists" in str(exc).lower():
-                continue
-            raise
     raise BtlakeError(f"could not record tag '{name}': the tags table kept changing; retry")
+
+
+def _ensure_table(lake: str) -> None:
+    """Create the empty tags table once. Two racing creators write the same empty version 0
+    (on a store without put-if-absent one may overwrite the other's, which is the same);
+    tags themselves are only ever added by commits against a snapshot of it."""
+    from deltalake import DeltaTable
+
+    from btlake_pipelines.settings import storage_options
+
+    if open_table(lake, TAGS) is not None:
+        return
+    uri = table_uri(lake, TAGS)
+    try:
+        DeltaTable.create(uri, SCHEMA, mode="ignore", storage_options=storage_options(uri))
+    except Exception:
+        if open_table(lake, TAGS) is None:  # not a race lost to another creator
+            raise
 
 
 def delete_tag(lake: str, name: str) -> Tag:

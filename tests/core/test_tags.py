@@ -154,3 +154,38 @@ def test_cli_tag_create_list_and_existing_name_exit_2(dirs):
     assert btlake("tag", "delete", "v1", env_dirs=dirs).returncode == 0
     assert json.loads(btlake("tag", "list", "--format", "json", env_dirs=dirs).stdout) == {
         "tags": []}
+
+
+def test_tags_taken_during_concurrent_ingestion_show_every_run_whole(dirs):
+    """Tags made while another thread ingests and replaces runs: at every tag, each run the
+    tag's ``runs`` shows reads with exactly the rows its ``runs`` row counts."""
+    lake = Lake(dirs.lake)
+    B.backtest(dirs.landing, "c-0")
+    _ingest(dirs)
+    done = threading.Event()
+
+    def writer() -> None:
+        try:
+            for i in range(6):
+                B.backtest(dirs.landing, f"c-{i % 3}",
+                           tables={"trades": B.trades(2 + i, price=100.0 + i),
+                                   "equity": B.equity(3 + i)}, metrics={"sharpe": float(i)})
+                _ingest(dirs)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    names = []
+    while not done.is_set() and len(names) < 30:
+        names.append(f"during-{len(names)}")
+        lake.tag_create(names[-1])
+    thread.join()
+    assert names
+    for name in names:
+        runs = lake.find_runs(as_of=f"tag:{name}").table
+        for run_id, counts in zip(runs.column("run_id").to_pylist(),
+                                  runs.column("rows").to_pylist(), strict=True):
+            for table in ("trades", "equity"):
+                got = lake.read(table, run_id=run_id, as_of=f"tag:{name}").num_rows
+                assert got == counts[table], (name, run_id, table)
