@@ -289,6 +289,12 @@ class Lake:
 
         return table_diff(self.catalog, table, a, b)
 
+    def table_versions(self) -> dict[str, int]:
+        """The latest version of every table that exists (what a tag would record)."""
+        from btlake_pipelines.versions.tags import current_versions
+
+        return current_versions(self.uri)
+
     def stale_runs(self) -> list[str]:
         """Run ids with at least one stale input, sorted."""
         from btlake_pipelines.versions.lineage import stale_runs
