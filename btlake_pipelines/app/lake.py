@@ -224,9 +224,16 @@ class Lake:
     def maintain(self, **options: Any):
         """Compact, Z-order, checkpoint and vacuum; vacuum keeps every version a tag or a
         run's recorded input needs (:meth:`pinned_versions`)."""
-        from btlake_pipelines.storage.maintenance import maintain
+        from btlake_pipelines.storage.maintenance import DEFAULT_RETENTION_HOURS, maintain
+        from btlake_pipelines.versions.lineage import RUN_INPUTS
+        from btlake_pipelines.versions.tags import TAGS
 
-        return maintain(self.uri, keep_versions=self.pinned_versions(), **options)
+        reports = maintain(self.uri, keep_versions=self.pinned_versions(), **options)
+        if not options.get("tables") and not options.get("partitions"):
+            # btlake's own tables: one small file per ingest batch or tag, compacted here
+            reports += maintain(self.uri, tables=[RUN_INPUTS, TAGS], retention_hours=options.get(
+                "retention_hours", DEFAULT_RETENTION_HOURS))
+        return reports
 
     def pinned_versions(self) -> dict[str, set[int]]:
         """Per table, the versions maintenance keeps: those tags and runs' inputs record."""

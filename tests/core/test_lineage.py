@@ -4,6 +4,7 @@ rows the run saw, exactly the runs whose input slices changed reported stale, ta
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -113,3 +114,21 @@ def test_diff_counts_rows_added_and_removed_per_partition(lineage_lake):
     assert doc["partitions"] == [{"market": "XNAS", "date": DAY.date().isoformat(),
                                   "added": 6, "removed": 6}]
     assert lake.table_diff("ticks", latest, latest)["partitions"] == []
+
+
+def test_staleness_stays_known_after_vacuum_and_log_cleanup(lineage_lake):
+    lake, _, old_aapl = lineage_lake
+    want = lake.stale_runs()
+    lake.maintain(retention_hours=0)
+    assert Lake(lake.uri).inputs("r-aapl")["ticks:XNAS"].equals(old_aapl)
+    ticks = lake.catalog.table("ticks")
+    latest = ticks.version()
+    ticks.create_checkpoint()
+    log = Path(lake.uri) / "ticks" / "_delta_log"
+    for version in range(latest):  # what log cleanup leaves: a checkpoint, no old commits
+        (log / f"{version:020d}.json").unlink()
+    fresh = Lake(lake.uri)
+    assert fresh.stale_runs() == want == ["r-aapl", "r-all", "r-tag", "r-version"]
+    assert [i["stale"] for i in fresh.lineage("r-msft")["inputs"]] == [False]
+    inputs = Path(lake.uri) / "_run_inputs"
+    assert len(list(inputs.glob("*.parquet"))) == 1  # maintain compacted btlake's own table
