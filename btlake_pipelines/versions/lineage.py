@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from btlake_pipelines.contract.inputs import InputSpec
 from btlake_pipelines.contract.tables import FACT_TABLES, NANOS_SUFFIX
-from btlake_pipelines.errors import BundleRefused, NotFoundError, RetentionError
+from btlake_pipelines.errors import BundleRefused, NotFoundError, QueryError, RetentionError
 from btlake_pipelines.storage import delta_log
 from btlake_pipelines.storage.catalog import Catalog
 from btlake_pipelines.storage.delta import table_uri
@@ -369,20 +369,20 @@ def _iso(value: datetime | None) -> str | None:
 
 def search_runs_at(catalog: Catalog, *, as_of=None, stale: bool = False, **options: Any):
     """A run search (``btlake runs``) over the runs as of ``as_of`` (version, time or
-    ``tag:NAME``) and, with ``stale``, only runs with a stale input."""
+    ``tag:NAME``) and, with ``stale``, only runs with a stale input: the search is ordered
+    as usual, then kept to the stale runs before ``limit`` / ``offset`` apply."""
     from btlake_pipelines.query.search import search_runs
-    from btlake_pipelines.query.where import parse_where  # noqa: F401  (errors first)
     from btlake_pipelines.versions.time_travel import catalog_at
 
     source = catalog if as_of is None else catalog_at(catalog, as_of)
     if not stale:
         return search_runs(source, **options)
-    names = stale_runs(catalog)
-    clause = "run_id in (" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + ")" \
-        if names else "run_id in ('')"
-    where = options.pop("where", None)
-    options["where"] = f"({where}) and {clause}" if where else clause
-    if not names:
-        frame, _ = search_runs(source, **{**options, "where": where})
-        return frame.head(0), 0
-    return search_runs(source, **options)
+    limit, offset = options.pop("limit", None), options.pop("offset", 0) or 0
+    if offset < 0 or (limit is not None and limit < 0):
+        raise QueryError("limit and offset must be >= 0")
+    frame, _ = search_runs(source, **options)
+    if frame.is_empty():
+        return frame, 0
+    frame = frame.filter(pl.col("run_id").is_in(stale_runs(catalog)))
+    end = None if limit is None else offset + limit
+    return frame[offset:end], frame.height
