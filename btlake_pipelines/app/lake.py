@@ -71,8 +71,14 @@ class Lake:
     def runs(self, *, strategy: str | None = None, market: str | list[str] | None = None,
              since: datetime | str | None = None, until: datetime | str | None = None,
              where: str | None = None, order_by: str | None = None, desc: bool = False,
-             limit: int | None = None, offset: int = 0) -> pa.Table:
-        """Runs matching every filter, most recent first unless ``order_by`` is given."""
+             limit: int | None = None, offset: int = 0,
+             as_of: int | str | datetime | None = None, stale: bool = False) -> pa.Table:
+        """Runs matching every filter, most recent first unless ``order_by`` is given;
+        ``as_of`` and ``stale`` as for :meth:`find_runs`."""
+        if as_of is not None or stale:
+            return self.find_runs(strategy=strategy, market=market, since=since, until=until,
+                                  where=where, order_by=order_by, desc=desc, limit=limit,
+                                  offset=offset, as_of=as_of, stale=stale).table
         return self.search(strategy=strategy, market=market, since=since, until=until,
                            where=where, order_by=order_by, desc=desc, limit=limit,
                            offset=offset)[0].to_arrow()

@@ -114,11 +114,8 @@ def _resolve(catalog: Catalog, bundle: str, i: int, spec: InputSpec, created_at:
                          f"{'none' if latest is None else latest})")
     else:
         how = "created_at"
-        if spec.table not in history:
-            history[spec.table] = [] if dt is None else [
-                (c.version, c.timestamp) for c in delta_log.history(dt) if c.timestamp]
-        before = [v for v, t in history[spec.table] if t <= created_at]
-        version = max(before) if before else None
+        version = None if latest is None else _version_at(catalog, spec.table, created_at,
+                                                           latest, history)
     if version is None:
         return Resolved(spec, None, how, 0, None)
     key = (spec.table, spec.market, spec.symbols, spec.start, spec.end, version)
@@ -130,6 +127,23 @@ def _resolve(catalog: Catalog, bundle: str, i: int, spec: InputSpec, created_at:
                          "(vacuumed)") from None
     rows, digest = prints[key]
     return Resolved(spec, version, how, rows, digest)
+
+
+def _version_at(catalog: Catalog, table: str, moment: datetime, latest: int,
+                history: dict) -> int | None:
+    """The latest version of ``table`` committed at or before ``moment``: from the commit
+    files, or (after log cleanup) from the table's history, read once per batch."""
+    key = (table, moment)
+    if key not in history:
+        found = delta_log.version_at(catalog.lake, table, moment, latest)
+        if found is False:
+            if table not in history:
+                history[table] = [(c.version, c.timestamp) for c in
+                                  delta_log.history(catalog.table(table)) if c.timestamp]
+            before = [v for v, t in history[table] if t <= moment]
+            found = max(before) if before else None
+        history[key] = found
+    return history[key]
 
 
 def write_inputs(lake: str, bundles: list[Any], resolved: dict[str, list[Resolved]],
