@@ -14,6 +14,7 @@ from typing import Any
 
 from btlake_pipelines.contract.run_ids import RUN_ID_PATTERN
 from btlake_pipelines.contract.tables import FACT_TABLES
+from btlake_pipelines.contract.values import MARKET_PATTERN, MARKET_RULE, parse_timestamp
 
 #: Inputs one run may list: each is one row of ``_run_inputs`` and one read of ``Lake.inputs``.
 MAX_INPUTS = 1000
@@ -37,8 +38,6 @@ class InputSpec:
 def parse_inputs(value: Any, refuse) -> tuple[InputSpec, ...]:
     """The ``inputs`` field checked item by item; ``refuse(rule, message, column)`` builds
     the refusal (see :func:`btlake_pipelines.contract.manifest.parse_manifest`)."""
-    from btlake_pipelines.contract.manifest import MARKET_PATTERN, MARKET_RULE, parse_timestamp
-
     def bad(i: int, message: str):
         return refuse("inputs", f"inputs[{i}]: {message}", "inputs")
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from btlake_pipelines.contract.inputs import InputSpec, parse_inputs
 from btlake_pipelines.contract.run_ids import RUN_ID_RULE, is_valid_run_id
 from btlake_pipelines.contract.tables import FACT_TABLES, Scope
+from btlake_pipelines.contract.values import MARKET_PATTERN, MARKET_RULE, parse_timestamp
 from btlake_pipelines.errors import BundleRefused
 
 FORMAT = "btlake.bundle/1"
@@ -24,9 +25,6 @@ KNOWN_FIELDS = frozenset(
      "metrics", "environment", "markets", "tags", "tables", "inputs"}
 )
 _FILE_NAME = re.compile(r"[^/\\\x00]+\.(parquet|csv)")
-MARKET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:@+\-]{0,63}")
-MARKET_RULE = ("1 to 64 characters of letters, digits, space and . _ : @ + -, starting with a "
-               "letter or digit")
 
 
 @dataclass(frozen=True)
@@ -131,17 +129,6 @@ def parse_manifest(data: bytes, folder_name: str) -> Manifest:
         raw=doc,
         inputs=parse_inputs(doc.get("inputs", []), refuse),
     )
-
-
-def parse_timestamp(value: str) -> datetime:
-    """An ISO-8601 timestamp as an aware UTC datetime; no offset means UTC."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _parse_created_at(value: Any, refuse) -> datetime:
