@@ -33,7 +33,13 @@ import pyarrow as pa
 
 from btlake_pipelines.contract.inputs import InputSpec
 from btlake_pipelines.contract.tables import FACT_TABLES, NANOS_SUFFIX
-from btlake_pipelines.errors import BundleRefused, NotFoundError, QueryError, RetentionError
+from btlake_pipelines.errors import (
+    BtlakeError,
+    BundleRefused,
+    NotFoundError,
+    QueryError,
+    RetentionError,
+)
 from btlake_pipelines.storage import delta_log
 from btlake_pipelines.storage.catalog import Catalog
 from btlake_pipelines.storage.delta import table_uri
@@ -125,6 +131,8 @@ def _resolve(catalog: Catalog, bundle: str, i: int, spec: InputSpec, created_at:
         except RetentionError:
             raise refuse(f"version {version} of table '{spec.table}' is no longer readable "
                          "(vacuumed)") from None
+        except BtlakeError as exc:  # e.g. a slice filter the table cannot take
+            raise refuse(f"cannot read it at version {version}: {exc}") from None
     rows, digest = prints[key]
     return Resolved(spec, version, how, rows, digest)
 
