@@ -189,3 +189,16 @@ def test_tags_taken_during_concurrent_ingestion_show_every_run_whole(dirs):
             for table in ("trades", "equity"):
                 got = lake.read(table, run_id=run_id, as_of=f"tag:{name}").num_rows
                 assert got == counts[table], (name, run_id, table)
+
+
+def test_batches_accept_a_tag(dirs):
+    B.market_data(dirs.landing, "md-b1", {"ticks": B.ticks(6, price=50.0)})
+    _ingest(dirs)
+    lake = Lake(dirs.lake)
+    lake.tag_create("shard-me")
+    B.market_data(dirs.landing, "md-b2", {"ticks": B.ticks(6, price=60.0)})
+    _ingest(dirs)
+    rows = [r for b in lake.batches("ticks", as_of="tag:shard-me") for r in b.to_pylist()]
+    assert sorted(r["price"] for r in rows) == sorted(
+        lake.read("ticks", as_of="tag:shard-me").column("price").to_pylist())
+    assert min(r["price"] for r in rows) == 50.0
