@@ -10,6 +10,7 @@ from btlake_pipelines.defs.assets import all_assets, raw_bundles
 from btlake_pipelines.defs.checks import all_checks
 from btlake_pipelines.defs.coverage import coverage_checks, coverage_gap_sensor, fill_gaps_job
 from btlake_pipelines.defs.jobs import all_jobs
+from btlake_pipelines.defs.lineage import inputs_current, stale_runs_sensor
 from btlake_pipelines.defs.replication import (
     replica_lag_check,
     replication_job,
@@ -26,9 +27,9 @@ from btlake_pipelines.defs.streaming import (
 
 defs = Definitions(
     assets=[raw_bundles, *all_assets],
-    asset_checks=[*all_checks, *coverage_checks, replica_lag_check],
+    asset_checks=[*all_checks, *coverage_checks, inputs_current, replica_lag_check],
     jobs=[*all_jobs, fill_gaps_job, compact_streamed_job, replication_job],
-    sensors=[landing_sensor, coverage_gap_sensor, streamed_partitions_sensor,
+    sensors=[landing_sensor, coverage_gap_sensor, streamed_partitions_sensor, stale_runs_sensor,
              replication_sensor],
     schedules=[*all_schedules, streamed_compaction],
     resources={"lake": LakeResource(), "landing": LandingZoneResource()},

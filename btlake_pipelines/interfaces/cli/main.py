@@ -24,6 +24,7 @@ from btlake_pipelines.interfaces.cli.commands import COMMANDS
 from btlake_pipelines.interfaces.cli.context import location_options
 from btlake_pipelines.interfaces.cli.flight import flight
 from btlake_pipelines.interfaces.cli.replicate import replicate
+from btlake_pipelines.interfaces.cli.tags import COMMANDS as TAG_COMMANDS
 from btlake_pipelines.settings import current
 
 
@@ -33,7 +34,7 @@ def btlake() -> None:
     """btlake: a backtest data lake on Delta Lake."""
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, *TAG_COMMANDS):
     btlake.add_command(_command)
 btlake.add_command(flight)
 btlake.add_command(replicate)
