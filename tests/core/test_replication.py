@@ -326,3 +326,22 @@ def test_the_coverage_summary_is_each_lakes_own(tmp_path):
     theirs, mine = Lake(primary).coverage("ticks").rows, Lake(replica).coverage("ticks").rows
     assert mine.sort(mine.columns).equals(theirs.sort(theirs.columns))
     assert mine.height > 0
+
+
+def test_tags_pin_versions_on_the_replica_too(template, tmp_path):
+    """The tags table is replicated like any btlake table, so maintenance on the replica
+    keeps what tags pin, even at retention 0, and writes no commit there."""
+    primary, landing = _copy_template(template, tmp_path)
+    Lake(primary).tag_create("before-replace")
+    ingest_round(primary, landing, 12, replace="run-0-b")
+    Lake(primary).maintain(retention_hours=0)
+    replica = str(tmp_path / "replica")
+    Lake(primary).replicate(replica)
+    Lake(replica).maintain(retention_hours=0)
+    assert Lake(primary).replication_status(replica).lag_versions == 0
+    cols = ["run_id", "ts", "price"]
+    mine = pl.from_arrow(Lake(replica).read("trades", as_of="tag:before-replace"))
+    theirs = pl.from_arrow(Lake(primary).read("trades", as_of="tag:before-replace"))
+    assert mine.height > 0
+    assert mine.select(cols).sort(cols).equals(theirs.select(cols).sort(cols))
+    assert [t.name for t in Lake(replica).tags()] == ["before-replace"]
