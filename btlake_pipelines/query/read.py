@@ -11,7 +11,7 @@ import pyarrow as pa
 from btlake_pipelines.bundles.timestamps import join_nanos
 from btlake_pipelines.contract.tables import ALL_TABLES, FACT_TABLES, NANOS_SUFFIX, Scope
 from btlake_pipelines.errors import NotFoundError, QueryError
-from btlake_pipelines.query.search import glob_to_regex
+from btlake_pipelines.query.search import strategy_filter, strategy_ids
 from btlake_pipelines.storage.catalog import Catalog
 from btlake_pipelines.storage.delta_log import Commit, history
 from btlake_pipelines.versions.time_travel import parse_as_of, parse_time
@@ -168,7 +168,7 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
             conditions.append(pl.col("date").is_in(dates))
     if strategy:
         need("strategy_id", "strategy")
-        conditions.append(pl.col("strategy_id").str.contains(glob_to_regex(strategy)))
+        conditions.append(strategy_filter(strategy, _strategies(catalog, lf, version)))
     if markets:
         need("market", "market")
         conditions.append(pl.col("market").is_in(markets))
@@ -195,6 +195,19 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
     if run_scoped and version is None:
         lf = _visible_runs_only(catalog, lf, runs_ids)
     return _project(lf, has, columns, table)
+
+
+def _strategies(catalog: Catalog, lf: pl.LazyFrame, version: int | None) -> list[str]:
+    """The strategy ids a ``--strategy`` glob picks among: the runs index's at the latest
+    version (every visible row belongs to a run there); at an older version, the ids that
+    version's rows hold (a replaced run may have changed strategy since)."""
+    if version is None:
+        view = catalog.runs_view()
+        if view is None:
+            return []
+        return catalog.derived(("runs:strategies", catalog.runs_version()),
+                               lambda: strategy_ids(view.frame))
+    return strategy_ids(lf.select(pl.col("strategy_id").unique()).collect())
 
 
 def _run_dates(catalog: Catalog, run_ids: list[str]) -> list | None:
