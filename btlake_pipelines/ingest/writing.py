@@ -19,6 +19,7 @@ from btlake_pipelines.ingest import breadcrumb, destinations, faults
 from btlake_pipelines.ingest import market_slices as M
 from btlake_pipelines.landing.zone import LandingZone
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
+from btlake_pipelines.metadata.ingest_log_migration import migrate as migrate_ingest_log
 from btlake_pipelines.storage import delta
 from btlake_pipelines.storage import predicates as P
 
@@ -96,6 +97,8 @@ class Writer:
             data = _empty_like(self.lake, table)
             if data is None:
                 return None  # nothing stored, nothing to delete
+        if table == INGEST_LOG:
+            migrate_ingest_log(self.lake)  # a JSON-text log is typed first (one commit, once)
         faults.point(f"before_commit:{table}")
         breadcrumb.writing(table, runs)
         faults.native_write(runs)
