@@ -121,19 +121,26 @@ def _slice(entry: dict[str, Any]) -> dict[str, Any]:
     first_us, first_nanos = _split_ns(entry.get("first_ts"))
     last_us, last_nanos = _split_ns(entry.get("last_ts"))
     day = entry.get("date")
+    if isinstance(day, str):
+        try:
+            day = date.fromisoformat(day)
+        except ValueError:
+            day = None
     return {"table": entry.get("table"), "market": entry.get("market"),
             "symbol": entry.get("symbol"), "symbols": entry.get("symbols"),
-            "date": date.fromisoformat(day) if isinstance(day, str) else day,
+            "date": day,
             "first_ts": first_us, "first_ts_nanos": first_nanos, "last_ts": last_us,
             "last_ts_nanos": last_nanos, "rows": entry.get("rows"),
             "status": entry.get("status")}
 
 
 def _split_ns(text: str | None) -> tuple[datetime | None, int | None]:
-    """An ISO-8601 UTC time exact to the nanosecond as (its microsecond floor, the rest)."""
-    if text is None:
+    """An ISO-8601 UTC time exact to the nanosecond as (its microsecond floor, the rest);
+    (None, None) for None or text that is not a time."""
+    try:
+        ns = int(np.datetime64(str(text).removesuffix("Z"), "ns").astype(np.int64))
+    except ValueError:
         return None, None
-    ns = int(np.datetime64(str(text).removesuffix("Z"), "ns").astype(np.int64))
     us, nanos = divmod(ns, 1000)
     return np.datetime64(us, "us").astype(datetime).replace(tzinfo=UTC), nanos
 
@@ -168,7 +175,12 @@ def is_legacy(schema: pl.Schema | pa.Schema) -> bool:
 def from_legacy(frame: pl.DataFrame) -> pa.Table:
     """Rows of the JSON-text layout in the typed one (what the old code wrote, decoded once)."""
     def decoded(value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None  # never written so; kept as no entries rather than failing the move
 
     return records_table({**row, **{c: decoded(row.get(c)) for c in NESTED}}
                          for row in frame.iter_rows(named=True))
