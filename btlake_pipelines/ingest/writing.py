@@ -18,6 +18,7 @@ from btlake_pipelines.errors import BundleRefused
 from btlake_pipelines.ingest import breadcrumb, destinations, faults
 from btlake_pipelines.ingest import market_slices as M
 from btlake_pipelines.landing.zone import LandingZone
+from btlake_pipelines.metadata.ingest_log import TABLE_PROPERTIES as LOG_PROPERTIES
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
 from btlake_pipelines.metadata.ingest_log_migration import migrate as migrate_ingest_log
 from btlake_pipelines.storage import delta
@@ -106,7 +107,8 @@ class Writer:
             "btlake.batch": self.batch.batch_id, "btlake.runs": runs[:1000],
             "btlake.run_count": len(runs), "btlake.rows_removed": removed,
             "btlake.rows_added": data.num_rows if added is None else added},
-            snapshot=snapshot)
+            snapshot=snapshot,
+            configuration=LOG_PROPERTIES if table == INGEST_LOG else None)
         faults.point(f"after_commit:{table}")
         self.batch.commits.setdefault(table, []).append(version)
         return version

@@ -14,8 +14,8 @@ The table also carries ``delta.dataSkippingStatsColumns`` (:data:`~btlake_pipeli
 ingest_log.TABLE_PROPERTIES`): file statistics for its flat columns only. Statistics of the
 nested ones would be as large as the slices they describe, and polars' ``scan_delta`` fails a
 filter on a struct with list fields (``reason``) when the log holds statistics for its other
-fields ("cast from struct[5] to struct[7]"). :func:`migrate` creates the table with it, or sets
-it (one metadata commit, before the rewrite) on a table made before.
+fields ("cast from struct[5] to struct[7]"). The first write of a new log sets it;
+:func:`migrate` sets it (one metadata commit, before the rewrite) on a table made before.
 
 The rewrite streams one data file at a time. A concurrent commit makes it start over from the
 new version (commit retries are off: a retried overwrite would drop rows it never saw); a
@@ -41,16 +41,18 @@ OPERATION = "migrate_ingest_log_layout"
 
 
 def migrate(lake: str) -> int | None:
-    """Make ``lake``'s ``ingest_log`` ready for typed rows: created with its properties when
-    missing, its properties set, and rewritten with typed columns if it is not. Returns the
+    """Make ``lake``'s ``ingest_log`` ready for typed rows: its properties set, and rewritten
+    with typed columns if it is not (a missing log is left to its first write). Returns the
     version of the rewrite, None when there was none to do (or every attempt lost a race)."""
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
     from btlake_pipelines.storage import delta_log
-    from btlake_pipelines.storage.delta import PARTITIONS, writer_properties
+    from btlake_pipelines.storage.delta import PARTITIONS, open_table, writer_properties
 
     for _ in range(ATTEMPTS):
+        if open_table(lake, INGEST_LOG) is None:
+            return None  # no log yet: its first write creates it typed, with its properties
         dt = _prepared(lake)
         if dt is None:
             continue  # another writer changed it at the same time: look again
@@ -80,24 +82,16 @@ def migrate(lake: str) -> int | None:
 
 
 def _prepared(lake: str):
-    """The table (a ``DeltaTable``) with :data:`TABLE_PROPERTIES`, created empty when missing;
-    None when a concurrent writer got in first (the caller looks again)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import CommitFailedError, DeltaError
+    """The table (a ``DeltaTable``) with :data:`TABLE_PROPERTIES` set, None when it does not
+    exist (its first write creates it with them) or when a concurrent writer changed it while
+    they were being set (the caller looks again)."""
+    from deltalake.exceptions import CommitFailedError
 
-    from btlake_pipelines.settings import storage_options
     from btlake_pipelines.storage.delta import open_table
-    from btlake_pipelines.storage.delta_log import table_uri
 
     dt = open_table(lake, INGEST_LOG)
     if dt is None:
-        uri = table_uri(lake, INGEST_LOG)
-        try:
-            return DeltaTable.create(uri, SCHEMA, mode="ignore",
-                                     configuration=dict(TABLE_PROPERTIES),
-                                     storage_options=storage_options(uri))
-        except (CommitFailedError, DeltaError):
-            return None
+        return None
     configuration = dt.metadata().configuration
     if any(configuration.get(k) != v for k, v in TABLE_PROPERTIES.items()):
         try:

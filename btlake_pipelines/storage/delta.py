@@ -70,7 +70,8 @@ def writer_properties(table: str, schema: pa.Schema | None = None):
 
 
 def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchReader], *,
-          predicate: str | None, metadata: Mapping[str, Any], snapshot=None) -> int:
+          predicate: str | None, metadata: Mapping[str, Any], snapshot=None,
+          configuration: Mapping[str, str] | None = None) -> int:
     """Append ``data`` (predicate None) or replace exactly the rows matching ``predicate`` with
     it, in one commit; returns the new version. Conflicting commits are retried.
     ``metadata`` (``btlake.*`` keys) goes into the commit as JSON values.
@@ -81,7 +82,8 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
 
     ``snapshot`` (a ``DeltaTable`` at the version the caller read): the overwrite commits
     against that version, so deltalake refuses it (``CommitFailedError``, raised, not retried)
-    when another writer changed what the predicate covers since; the caller plans again."""
+    when another writer changed what the predicate covers since; the caller plans again.
+    ``configuration``: table properties, set when this write creates the table."""
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
@@ -100,6 +102,7 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
                 schema_mode="merge",
                 writer_properties=writer_properties(table, rows.schema),
                 commit_properties=props,
+                configuration=dict(configuration) if configuration else None,
                 storage_options=None if snapshot is not None else storage_options(uri),
             )
             break
