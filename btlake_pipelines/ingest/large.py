@@ -2,8 +2,9 @@
 
 A busy day of US equities is a 1.5 GB Parquet file; loaded whole, with the copies validation,
 sorting and writing make, it needs ten times that. A market-data bundle whose Parquet tables
-together exceed :func:`threshold_bytes` therefore takes this path instead of the in-memory one
-in ``ingest/batch.py``, with the same contract:
+together exceed ``bundles.loader.threshold_bytes()`` therefore takes this path instead of the
+in-memory one in ``ingest/batch.py`` (the loader decides, from the listing it reads anyway),
+with the same contract:
 
 1. **Check** (one pass over each file, one row group at a time): normalize, validate with the
    same pandera rules (row numbers counted from the start of the file), fit extra columns to
@@ -44,13 +45,13 @@ from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG
 from btlake_pipelines.errors import BundleRefused
 from btlake_pipelines.ingest import destinations, faults
 from btlake_pipelines.ingest import market_slices as M
+from btlake_pipelines.ingest.ordering import sort_rows
 from btlake_pipelines.ingest.schema_fit import SchemaMismatch, fit_frame
 from btlake_pipelines.ingest.writing import (
     REPLANS,
     BatchResult,
     Raced,
     Writer,
-    is_sorted,
     move_out,
     others_appended,
     quarantine_claimed,
@@ -64,40 +65,7 @@ from btlake_pipelines.storage.scan import scan, scan_table
 
 #: Rows normalized and validated at a time.
 CHUNK_ROWS = 1_000_000
-DEFAULT_THRESHOLD_MB = 64
 _FP = ("rows", "f1", "f2", "f3", "f4")
-
-
-def threshold_bytes() -> int:
-    """Market-data bundles whose Parquet tables add up to more than this stream
-    (``BTLAKE_STREAM_MB``, default 64 MB: the in-memory path then peaks under 2 GB; the
-    bench measured 1.8 GB for a 53 MB file of 5M ticks and 2.7 GB for 101 MB of 10M)."""
-    from btlake_pipelines.settings import current
-
-    mb = current().stream_mb
-    return int((DEFAULT_THRESHOLD_MB if mb is None else mb) * (1 << 20))
-
-
-def is_large(zone: LandingZone, name: str) -> bool:
-    """Whether bundle ``name`` takes this path: market data, Parquet only, above the
-    threshold. Anything unusual (a bad manifest, a missing file) goes the ordinary way, which
-    refuses it with the usual reasons."""
-    if not is_valid_run_id(name) or zone.is_link(name):
-        return False
-    try:
-        entries = zone.entries(name)
-        if sum(e.size for n, e in entries.items() if n != MANIFEST) <= threshold_bytes():
-            return False  # the common case costs one listing
-        manifest = parse_manifest(zone.read_bytes(name, MANIFEST), name)
-    except Exception:
-        return False
-    if manifest.is_backtest or not manifest.tables:
-        return False
-    files = [entries.get(f) for f in manifest.tables.values()]
-    if any(e is None or e.kind != "file" for e in files) or not all(
-            f.endswith(".parquet") for f in manifest.tables.values()):
-        return False
-    return sum(e.size for e in files if e is not None) > threshold_bytes()
 
 
 @dataclass
@@ -112,46 +80,61 @@ class _Table:
     known: dict[str, pl.DataType] = field(default_factory=dict)
 
 
-def ingest_large(lake: str, zone: LandingZone, name: str, progress=None) -> BatchResult:
-    """Ingest one large market-data bundle (claimed here), or quarantine it."""
-    now = datetime.now(UTC)
-    batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
+def ingest_large(lake: str, zone: LandingZone, name: str, progress=None, *,
+                 listed: tuple[Manifest, dict] | None = None) -> BatchResult:
+    """Ingest one large market-data bundle, or quarantine it. ``listed``: its manifest and
+    files as the loader read and listed them, the caller holding its claim
+    (``ingest.batch``: one listing per bundle, which matters on S3); otherwise it is claimed
+    and listed here."""
+    if listed is not None:
+        return _ingest_claimed(lake, zone, name, progress, listed)
     with zone.claim([name]) as claimed:
         if not claimed or not zone.has_manifest(name):
-            return batch
-        try:
-            manifest, digest, tables = _check(lake, zone, name)
-        except BundleRefused as refusal:
-            return quarantine_claimed(lake, zone, refusal, batch, now)
-        faults.point("loaded")
-        result = BundleResult(name, "ingested", manifest.run_id, manifest.kind, digest,
-                              rows={t.name: int(t.slices.get_column("rows").sum())
-                                    for t in tables},
-                              source_uri=zone.location(name))
-        writer = Writer(lake, batch)
-        for t in tables:
-            _write_table(lake, zone, name, manifest, t, writer, result)
-            if progress:
-                progress("write", tables.index(t) + 1, len(tables))
-        settle_market_status(result)
-        result.destination_uri = destinations.archive_uri(lake, result.run_id, digest, now)
-        writer.write(INGEST_LOG, log_rows([result], batch_id=batch.batch_id, handled_at=now),
-                     None, [])
-        faults.point("before_move")
-        move_out(zone, result, batch.batch_id, now)
-        faults.point("after_move")
-        batch.results = [result]
-        return batch
+            return BatchResult(batch_id="")
+        return _ingest_claimed(lake, zone, name, progress, None)
+
+
+def _ingest_claimed(lake: str, zone: LandingZone, name: str, progress,
+                    listed: tuple[Manifest, dict] | None) -> BatchResult:
+    now = datetime.now(UTC)
+    batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
+    try:
+        manifest, digest, tables = _check(lake, zone, name, listed)
+    except BundleRefused as refusal:
+        return quarantine_claimed(lake, zone, refusal, batch, now)
+    faults.point("loaded")
+    result = BundleResult(name, "ingested", manifest.run_id, manifest.kind, digest,
+                          rows={t.name: int(t.slices.get_column("rows").sum())
+                                for t in tables},
+                          source_uri=zone.location(name))
+    writer = Writer(lake, batch)
+    for t in tables:
+        _write_table(lake, zone, name, manifest, t, writer, result)
+        if progress:
+            progress("write", tables.index(t) + 1, len(tables))
+    settle_market_status(result)
+    result.destination_uri = destinations.archive_uri(lake, result.run_id, digest, now)
+    writer.write(INGEST_LOG, log_rows([result], batch_id=batch.batch_id, handled_at=now),
+                 None, [])
+    faults.point("before_move")
+    move_out(zone, result, batch.batch_id, now)
+    faults.point("after_move")
+    batch.results = [result]
+    return batch
 
 
 # --- 1. check --------------------------------------------------------------------------------
 
 
-def _check(lake: str, zone: LandingZone, name: str) -> tuple[Manifest, str, list[_Table]]:
+def _check(lake: str, zone: LandingZone, name: str, listed: tuple[Manifest, dict] | None
+           ) -> tuple[Manifest, str, list[_Table]]:
     if not is_valid_run_id(name):
         raise BundleRefused(name, "run_id", f"bundle folder name must be a run id: {RUN_ID_RULE}")
-    manifest = parse_manifest(zone.read_bytes(name, MANIFEST), name)
-    entries = zone.entries(name)
+    if listed is None:
+        manifest, entries = parse_manifest(zone.read_bytes(name, MANIFEST), name), \
+            zone.entries(name)
+    else:
+        manifest, entries = listed
     digest = hashlib.sha256(canonical_manifest(manifest.raw))
     tables = []
     for table, file_name in sorted(manifest.tables.items()):
@@ -359,10 +342,7 @@ def _write_once(lake: str, zone: LandingZone, name: str, manifest: Manifest, t: 
                     if not whole:
                         df = df.join(wanted.select(keys), on=keys, how="semi",
                                      nulls_equal=True)
-                    order = [c for c in ("market", "date", *FACT_TABLES[t.name].sort_by)
-                             if c in df.columns]
-                    if not is_sorted(df, order):
-                        df = df.sort(order)
+                    df = sort_rows(df, ["market", "date", *FACT_TABLES[t.name].sort_by])
                     yield from df.to_arrow().to_batches()
         return batches
 
