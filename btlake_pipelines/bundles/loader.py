@@ -138,13 +138,16 @@ def read_bundle(zone: LandingZone, name: str, *, stream_large: bool = False) -> 
 
 
 #: Market-data bundles above this many MB of Parquet stream unless ``BTLAKE_STREAM_MB`` says.
-DEFAULT_THRESHOLD_MB = 64
+DEFAULT_THRESHOLD_MB = 16
 
 
 def threshold_bytes() -> int:
     """Market-data bundles whose Parquet tables add up to more than this stream
-    (``BTLAKE_STREAM_MB``, default 64 MB: the in-memory path then peaks under 2 GB; the
-    bench measured 1.8 GB for a 53 MB file of 5M ticks and 2.7 GB for 101 MB of 10M)."""
+    (``BTLAKE_STREAM_MB``, default 16 MB, about 1.5M ticks). Loaded whole, a 53 MB file of 5M
+    ticks peaked at 1.8 GB and 101 MB of 10M at 2.7 GB; streamed, every size stays near
+    1 GB, and since a bundle into empty partitions streams in one pass (``ingest/large.py``)
+    streaming is no slower. Smaller bundles are still loaded, so that many of them share one
+    commit per table."""
     from btlake_pipelines.settings import current
 
     mb = current().stream_mb
