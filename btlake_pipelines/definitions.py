@@ -8,6 +8,7 @@ from dagster import Definitions
 
 from btlake_pipelines.defs.assets import all_assets, raw_bundles
 from btlake_pipelines.defs.checks import all_checks
+from btlake_pipelines.defs.coverage import coverage_checks, coverage_gap_sensor, fill_gaps_job
 from btlake_pipelines.defs.jobs import all_jobs
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
 from btlake_pipelines.defs.schedules import all_schedules
@@ -15,9 +16,9 @@ from btlake_pipelines.defs.sensors import landing_sensor
 
 defs = Definitions(
     assets=[raw_bundles, *all_assets],
-    asset_checks=all_checks,
-    jobs=all_jobs,
-    sensors=[landing_sensor],
+    asset_checks=[*all_checks, *coverage_checks],
+    jobs=[*all_jobs, fill_gaps_job],
+    sensors=[landing_sensor, coverage_gap_sensor],
     schedules=all_schedules,
     resources={"lake": LakeResource(), "landing": LandingZoneResource()},
 )

@@ -141,6 +141,9 @@ class Settings:
     fault_pause: str | None = None
     breadcrumb: str | None = None
     supervised_by: int | None = None
+    #: coverage gaps: btlake market code -> exchange calendar, ``"NYSE=XNYS,COIN=none"``
+    #: (see :mod:`btlake_pipelines.query.calendars`)
+    calendars: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -194,6 +197,7 @@ _FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("fault_pause", "BTLAKE_FAULT_PAUSE", str),
     ("breadcrumb", "BTLAKE_INGEST_BREADCRUMB", str),
     ("supervised_by", "BTLAKE_SUPERVISED_BY", int),
+    ("calendars", "BTLAKE_CALENDARS", str),
 )
 #: Every variable :meth:`Settings.from_env` reads: a change to any of them is seen.
 WATCHED: tuple[str, ...] = (*(var for _, var, _ in _FIELDS), "AWS_ACCESS_KEY_ID",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     import polars as pl
 
+    from btlake_pipelines.app.coverage import Coverage, CoverageMap
     from btlake_pipelines.app.partitions import (
         BatchPartitions,
         BatchResult,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     )
     from btlake_pipelines.app.tables import Key
     from btlake_pipelines.app.validation import ValidationSummary
+    from btlake_pipelines.metadata.coverage_table import CoverageRefresh
     from btlake_pipelines.storage.maintenance import LogReport
 
 
@@ -204,10 +206,13 @@ class Lake:
         if isolated:
             from btlake_pipelines.ingest.isolated import ingest_isolated
 
-            return ingest_isolated(self.uri, zone, names, progress=bool(progress))
-        from btlake_pipelines.ingest.batch import ingest
+            batch = ingest_isolated(self.uri, zone, names, progress=bool(progress))
+        else:
+            from btlake_pipelines.ingest.batch import ingest
 
-        return ingest(self.uri, zone, names, progress=progress)
+            batch = ingest(self.uri, zone, names, progress=progress)
+        self._refresh_coverage_after_write()
+        return batch
 
     def maintain(self, **options: Any):
         from btlake_pipelines.storage.maintenance import maintain
@@ -241,7 +246,9 @@ class Lake:
 
         if table == RUNS:
             return rederive_runs(self.uri, [d for _, d in keys])
-        return rederive_months(self.uri, table, [(m, d) for m, d in keys if m])
+        done = rederive_months(self.uri, table, [(m, d) for m, d in keys if m])
+        self._refresh_coverage_after_write([table])
+        return done
 
     def rederive_days(self, table: str, parts: Iterable[Key]) -> list[Rederived]:
         """:meth:`rederive` of exact daily partitions ``(market, date)`` (``(None, date)`` of
@@ -251,7 +258,9 @@ class Lake:
 
         if table == RUNS:
             return rederive_runs(self.uri, [d for _, d in parts])
-        return rederive(self.uri, table, [(m, d) for m, d in parts if m])
+        done = rederive(self.uri, table, [(m, d) for m, d in parts if m])
+        self._refresh_coverage_after_write([table])
+        return done
 
     def catch_up_plan(self, *, since: datetime | None = None,
                       recorded: Callable[[str], set[Key]] | None = None,
@@ -317,3 +326,78 @@ class Lake:
             if real_data:
                 folders += write_real_sample_bundles(Path(tmp))
             return [self.publish(f, landing=landing, replace=True) for f in folders]
+
+    # --- coverage of the market data (CONTRACT section 10) ---------------------------------
+
+    def refresh_coverage(self, tables: Iterable[str] | None = None) -> list[CoverageRefresh]:
+        """Bring the coverage summary (``<lake>/_coverage``) of the market-data ``tables``
+        (default: all) up to their latest versions, re-reading only the partitions their
+        commits since the last refresh changed. Any writer's commits count (streaming appends
+        too); compaction changes nothing."""
+        from btlake_pipelines.metadata.coverage_table import (
+            COVERAGE,
+            MARKET_TABLES,
+            refresh,
+        )
+
+        out = []
+        for table in tables or MARKET_TABLES:
+            if table in MARKET_TABLES:
+                out.append(refresh(self.uri, table, source=self.catalog.table(table),
+                                   coverage=self.catalog.table(COVERAGE)))
+        return out
+
+    def coverage(self, table: str = "ticks", *, market: str | list[str] | None = None,
+                 symbol: str | list[str] | None = None, start: date | datetime | str | None = None,
+                 end: date | datetime | str | None = None) -> Coverage:
+        """Per market, symbol and date of market-data ``table``: rows, first and last ``ts``;
+        and the gaps: sessions of the market's exchange calendar between a symbol's first and
+        last stored date with no rows. ``start`` / ``end``: dates, both inclusive. The summary
+        is refreshed first, so it is current whoever wrote last."""
+        from btlake_pipelines.app.coverage import Coverage
+        from btlake_pipelines.metadata.coverage_table import COVERAGE
+        from btlake_pipelines.query.coverage import check_table, coverage
+
+        self.refresh_coverage([check_table(table)])
+        return Coverage(table, coverage(self.uri, table, market=market, symbol=symbol,
+                                        start=start, end=end,
+                                        coverage_dt=self.catalog.table(COVERAGE)))
+
+    def coverage_map(self, market: str, *, table: str = "ticks",
+                     start: date | datetime | str | None = None,
+                     end: date | datetime | str | None = None, bands: int = 100) -> CoverageMap:
+        """One market's coverage as a heat map aggregated here (symbols in at most ``bands``
+        bands x days, gaps counted, holidays and weekends named), for the browser page."""
+        from btlake_pipelines.app.coverage import CoverageMap
+        from btlake_pipelines.metadata.coverage_table import COVERAGE
+        from btlake_pipelines.query.coverage import check_table, heat_map
+
+        self.refresh_coverage([check_table(table)])
+        return CoverageMap(heat_map(self.uri, table, market, start=start, end=end, bands=bands,
+                                    coverage_dt=self.catalog.table(COVERAGE)))
+
+    def coverage_markets(self, table: str = "ticks") -> list[dict[str, Any]]:
+        """The markets of ``table``'s coverage, each with its symbols, days, rows and first
+        and last date (the coverage page's menu)."""
+        from btlake_pipelines.metadata.coverage_table import COVERAGE
+        from btlake_pipelines.query.coverage import check_table, markets
+
+        self.refresh_coverage([check_table(table)])
+        return markets(self.uri, table, self.catalog.table(COVERAGE))
+
+    def fillable_gaps(self, coverage: Coverage) -> list[tuple[str, date]]:
+        """The daily ``(market, date)`` partitions holding a gap of ``coverage`` that an
+        archived bundle holds rows for: re-deriving them fills the gap."""
+        from btlake_pipelines.ingest.gap_fill import fillable_partitions
+
+        return fillable_partitions(self.uri, coverage.table, coverage.gap_frame)
+
+    def _refresh_coverage_after_write(self, tables: Iterable[str] | None = None) -> None:
+        """Refresh coverage after this Lake wrote; a failure here never fails the write (the
+        next coverage query refreshes again)."""
+        import logging
+
+        try:
+            self.refresh_coverage(tables)
+        except Exception as exc:  # the rows are stored; only the summary lags
+            logging.getLogger(__name__).warning("coverage refresh failed: %s", exc)

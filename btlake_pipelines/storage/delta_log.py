@@ -341,3 +341,30 @@ def _int(value: Any) -> int | None:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def changed_partitions(lake: str, table: str, after: int, upto: int,
+                       columns: tuple[str, ...] = ("market", "date")
+                       ) -> set[tuple[str | None, ...]] | None:
+    """The partitions (values of ``columns``, as the log's text) whose rows commits
+    ``after + 1`` to ``upto`` of ``table`` changed, or None when a commit file is gone (log
+    cleanup): the caller then looks at the whole table.
+
+    Only ``add`` and ``remove`` actions with ``dataChange`` true count: compaction and
+    Z-ordering rewrite files with ``dataChange`` false and change no row. Every writer (btlake's
+    ingestion and re-derivation, a streaming append, any other Delta writer) leaves these
+    actions, so what changed is known without reading a data file."""
+    touched: set[tuple[str | None, ...]] = set()
+    for version in range(after + 1, upto + 1):
+        found = actions(lake, table, version)
+        if found is None:
+            return None
+        for action in found:
+            file = action.get("add") or action.get("remove")
+            if not isinstance(file, dict) or file.get("dataChange", True) is False:
+                continue
+            values = file.get("partitionValues")
+            if values is None:  # a remove without them (optional there): cannot tell
+                return None
+            touched.add(tuple(values.get(c) for c in columns))
+    return touched

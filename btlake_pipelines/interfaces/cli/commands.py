@@ -185,3 +185,7 @@ def serve(host: str, port: int) -> int:
 
 
 COMMANDS = (ingest, runs, read, history, compare, publish, maintain, demo, serve)
+
+from btlake_pipelines.interfaces.cli.coverage import coverage  # noqa: E402
+
+COMMANDS += (coverage,)

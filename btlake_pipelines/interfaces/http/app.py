@@ -15,6 +15,7 @@ from btlake_pipelines.interfaces.http.models import ErrorBody, TableRows
 from btlake_pipelines.interfaces.http.routers import (
     bundles,
     compare,
+    coverage,
     health,
     pages,
     runs,
@@ -57,6 +58,8 @@ def create_app(lake_uri: str | None = None, landing_uri: str | None = None, *,
 
     for router in (bundles.router, runs.router, tables.router, compare.router, health.router):
         app.include_router(router, prefix=API_PREFIX, responses=_ERRORS)
+    app.include_router(coverage.router, prefix=API_PREFIX, responses=_ERRORS)
+    app.include_router(coverage.page_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(pages.STATIC)), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -813,5 +813,5 @@
   } else if (page === "compare") {
     initCompare();
   }
-  window.btlake = { parseQuery: parseQuery };
+  window.btlake = { parseQuery: parseQuery, api: api, setupTokenButton: setupTokenButton };
 })();
