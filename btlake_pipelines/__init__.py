@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Lake", "publish"]
+__all__ = ["Lake", "publish", "publish_result"]
 
 if TYPE_CHECKING:
+    from btlake_pipelines.app.adapters import publish_result
     from btlake_pipelines.app.lake import Lake
     from btlake_pipelines.interfaces.publish import publish
 
@@ -24,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from btlake_pipelines.interfaces.publish import publish
 
         return publish
+    if name == "publish_result":
+        from btlake_pipelines.app.adapters import publish_result
+
+        return publish_result
     raise AttributeError(name)

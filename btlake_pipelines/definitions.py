@@ -13,12 +13,17 @@ from btlake_pipelines.defs.jobs import all_jobs
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
 from btlake_pipelines.defs.schedules import all_schedules
 from btlake_pipelines.defs.sensors import landing_sensor
+from btlake_pipelines.defs.streaming import (
+    compact_streamed_job,
+    streamed_compaction,
+    streamed_partitions_sensor,
+)
 
 defs = Definitions(
     assets=[raw_bundles, *all_assets],
     asset_checks=[*all_checks, *coverage_checks],
-    jobs=[*all_jobs, fill_gaps_job],
-    sensors=[landing_sensor, coverage_gap_sensor],
-    schedules=all_schedules,
+    jobs=[*all_jobs, fill_gaps_job, compact_streamed_job],
+    sensors=[landing_sensor, coverage_gap_sensor, streamed_partitions_sensor],
+    schedules=[*all_schedules, streamed_compaction],
     resources={"lake": LakeResource(), "landing": LandingZoneResource()},
 )

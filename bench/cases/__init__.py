@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.cases import bundles, catalog, http, ingest, market_scale, runs, slices
+from bench.cases import bundles, catalog, flight, http, ingest, market_scale, runs, slices
 from bench.core import CaseResult, Context
 
 CASES: dict[str, Callable[[Context], CaseResult]] = {
@@ -24,4 +24,5 @@ CASES: dict[str, Callable[[Context], CaseResult]] = {
     "sensor": bundles.sensor,
     "compaction": bundles.compaction,
     "http": http.http,
+    "flight": flight.flight_case,
 }

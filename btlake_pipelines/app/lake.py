@@ -191,6 +191,20 @@ class Lake:
         return publish_upload(open_landing(landing or self.settings.landing), manifest, files,
                               replace=replace)
 
+    def publish_result(self, result: Any, *, run_id: str, strategy_id: str,
+                       markets: str | list[str], params: Mapping[str, Any] | None = None,
+                       created_at: datetime | str | None = None, landing: str | None = None,
+                       replace: bool = False, **options: Any) -> str:
+        """Write an engine's result (backtesting.py ``Stats``, vectorbt ``Portfolio``,
+        backtrader ``Strategy``) as a bundle and publish it to landing in one call; returns
+        its landing location. See :mod:`btlake_pipelines.adapters`."""
+        from btlake_pipelines.app.adapters import publish_result
+
+        return publish_result(result, run_id=run_id, strategy_id=strategy_id, markets=markets,
+                              params=params, created_at=created_at,
+                              landing=landing or self.settings.landing, replace=replace,
+                              **options)
+
     def ingest(self, landing: str | None = None, names: list[str] | None = None, *,
                progress=None, isolated: bool = True):
         """Ingest complete bundles from landing now (the code path the sensor uses).
@@ -326,6 +340,67 @@ class Lake:
             if real_data:
                 folders += write_real_sample_bundles(Path(tmp))
             return [self.publish(f, landing=landing, replace=True) for f in folders]
+
+    # -- streaming and bulk reads (contract section 9) -------------------------------------
+
+    def stream_writer(self, **options: Any):
+        """A :class:`~btlake_pipelines.streaming.writer.StreamWriter` over this lake: streamed
+        market-data batches validated, micro-batched and appended exactly once per (writer,
+        seq). ``options``: ``flush_rows``, ``flush_bytes``, ``max_wait``, ``linger`` (seconds)."""
+        from btlake_pipelines.streaming.writer import StreamWriter
+
+        return StreamWriter(self.uri, **options)
+
+    def last_seq(self, writer: str, *, table: str | None = None) -> int | None:
+        """The writer's last committed ``seq`` in ``table`` (default: its highest in any
+        streamed table), from the tables' Delta ``txn`` actions; None when none is stored."""
+        from btlake_pipelines.contract.tables import FACT_TABLES
+        from btlake_pipelines.errors import BtlakeError
+        from btlake_pipelines.storage.delta import open_table
+        from btlake_pipelines.streaming.rows import STREAM_TABLES, check_writer
+
+        check_writer(writer)
+        if table is not None and table not in STREAM_TABLES:
+            raise BtlakeError(f"bad {{param}}: one of {', '.join(STREAM_TABLES)}", param="table")
+        seqs = [dt.transaction_version(writer) for t in ([table] if table else STREAM_TABLES)
+                if t in FACT_TABLES and (dt := open_table(self.uri, t)) is not None]
+        found = [s for s in seqs if s is not None]
+        return max(found) if found else None
+
+    def batches(self, table: str, *, batch_rows: int = 65_536, shard: tuple[int, int] = (0, 1),
+                shuffle_seed: int | None = None, **read_filters: Any):
+        """:meth:`read` as record batches of one shard ``(i, n)`` of a version-pinned read:
+        the ``n`` shards are disjoint and together exactly the read; ``shuffle_seed`` orders
+        the data files reproducibly (see :mod:`btlake_pipelines.query.shards`)."""
+        from btlake_pipelines.query.shards import shard_batches
+
+        return shard_batches(self.catalog, table, batch_rows=batch_rows, shard=shard,
+                             shuffle_seed=shuffle_seed, **read_filters)
+
+    def streamed_since(self, table: str, after: int):
+        """The partitions streamed commits of ``table`` wrote after version ``after``, one
+        :class:`~btlake_pipelines.app.streaming.StreamedPartition` per partition and window."""
+        from btlake_pipelines.app.streaming import StreamedCommits, StreamedPartition
+        from btlake_pipelines.streaming.commits import streamed_since
+
+        upto, windows = streamed_since(self.uri, table, after)
+        return StreamedCommits(table, upto, [
+            StreamedPartition(table, w.market, w.date, w.first_version, w.last_version,
+                              w.commits, w.rows, w.writers) for w in windows])
+
+    def token_verdict(self, token: str | None, *, write: bool) -> str:
+        """``"ok"``, ``"missing"`` or ``"refused"``: the API tokens' rule
+        (:mod:`btlake_pipelines.app.access`) for a network front end's caller."""
+        from btlake_pipelines.app.access import verdict
+
+        return verdict(self.settings, token, write=write)
+
+    def compact_streamed(self, day: date) -> list:
+        """Bin-pack the small files streams left in ``day``'s partitions (only those files,
+        beside the running streams); what the hourly Dagster schedule runs."""
+        from btlake_pipelines.streaming.compaction import compact_streamed
+
+        return compact_streamed(self.uri, day, self.markets_on(day))
 
     # --- coverage of the market data (CONTRACT section 10) ---------------------------------
 

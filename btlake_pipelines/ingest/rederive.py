@@ -43,6 +43,7 @@ from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta, delta_log
 from btlake_pipelines.storage import predicates as P
 from btlake_pipelines.storage.scan import scan
+from btlake_pipelines.storage.stream_marks import marked
 
 #: A fact-table partition: (market, date).
 Part = tuple[str, date]
@@ -217,7 +218,13 @@ def _rederive_at(lake: str, table: str, wanted: list[Part], sources: dict[Part, 
                  stored: dict[tuple, int], snapshot) -> list[Rederived]:
     results = {p: Rederived(table, p[0], p[1], sources=sorted({s.bundle for s in sources[p]}))
                for p in wanted}
-    for chunk in _commit_chunks(wanted):
+    streamed = marked(lake, table, {m for m, _ in wanted})
+    for p in wanted:
+        if p in streamed:  # streamed rows have no archived copy: re-deriving would drop them
+            results[p].rows = stored.get(p, 0)
+            results[p].note = "holds streamed rows, which no archived bundle has; left unchanged"
+    wanted_writes = [p for p in wanted if p not in streamed]
+    for chunk in _commit_chunks(wanted_writes):
         frames = _load_frames(table, {p: sources[p] for p in chunk})
         writes: list[Part] = []
         data: list[pl.DataFrame] = []

@@ -70,7 +70,8 @@ def writer_properties(table: str, schema: pa.Schema | None = None):
 
 
 def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchReader], *,
-          predicate: str | None, metadata: Mapping[str, Any], snapshot=None) -> int:
+          predicate: str | None, metadata: Mapping[str, Any], snapshot=None,
+          transactions: Mapping[str, int] | None = None) -> int:
     """Append ``data`` (predicate None) or replace exactly the rows matching ``predicate`` with
     it, in one commit; returns the new version. Conflicting commits are retried.
     ``metadata`` (``btlake.*`` keys) goes into the commit as JSON values.
@@ -81,13 +82,18 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
 
     ``snapshot`` (a ``DeltaTable`` at the version the caller read): the overwrite commits
     against that version, so deltalake refuses it (``CommitFailedError``, raised, not retried)
-    when another writer changed what the predicate covers since; the caller plans again."""
-    from deltalake import CommitProperties, write_deltalake
+    when another writer changed what the predicate covers since; the caller plans again.
+
+    ``transactions`` (app id -> version) become Delta ``txn`` actions of the same commit: what
+    exactly-once writers read back with ``DeltaTable.transaction_version``."""
+    from deltalake import CommitProperties, Transaction, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
     uri = table_uri(lake, table)
     commit_id = uuid.uuid4().hex
-    props = CommitProperties(custom_metadata=commit_metadata(metadata, commit_id))
+    props = CommitProperties(custom_metadata=commit_metadata(metadata, commit_id),
+                             app_transactions=[Transaction(app_id=a, version=v) for a, v
+                                               in (transactions or {}).items()] or None)
     for attempt in range(COMMIT_RETRIES):
         try:
             rows = data() if callable(data) else data

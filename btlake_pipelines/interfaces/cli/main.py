@@ -22,6 +22,7 @@ import click
 from btlake_pipelines.errors import BtlakeError, redact
 from btlake_pipelines.interfaces.cli.commands import COMMANDS
 from btlake_pipelines.interfaces.cli.context import location_options
+from btlake_pipelines.interfaces.cli.flight import flight
 from btlake_pipelines.settings import current
 
 
@@ -33,6 +34,7 @@ def btlake() -> None:
 
 for _command in COMMANDS:
     btlake.add_command(_command)
+btlake.add_command(flight)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

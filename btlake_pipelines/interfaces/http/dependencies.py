@@ -16,13 +16,12 @@ or taken from :func:`btlake_pipelines.settings.current` once, when the applicati
 The limits and the upload folder are checked here, so a bad value stops the server at start
 rather than failing a request later.
 
-Tokens are compared with :func:`hmac.compare_digest` (constant time). A missing token answers
+Tokens are compared by the one rule in ``app/access.py`` (constant time). A missing token answers
 401, a wrong one 403.
 """
 
 from __future__ import annotations
 
-import hmac
 import os
 import threading
 from dataclasses import dataclass, field
@@ -101,33 +100,26 @@ _bearer = HTTPBearer(auto_error=False, description=(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _matches(token: str, *expected: str | None) -> bool:
-    given = token.encode()
-    ok = False
-    for want in expected:
-        if want is not None:
-            # no short-circuit: every configured token is compared, in constant time each
-            ok |= hmac.compare_digest(given, want.encode())
-    return ok
-
-
 def require_read(state: State, credentials: Credentials) -> None:
     """Reads need the read token (or the write token) when ``BTLAKE_API_READ_TOKEN`` is set."""
-    if state.settings.api_read_token is not None:
-        _check(credentials, state.settings.api_read_token, state.settings.api_token)
+    _check(state, credentials, write=False)
 
 
 def require_write(state: State, credentials: Credentials) -> None:
     """Writes need the write token when ``BTLAKE_API_TOKEN`` is set."""
-    if state.settings.api_token is not None:
-        _check(credentials, state.settings.api_token)
+    _check(state, credentials, write=True)
 
 
-def _check(credentials: HTTPAuthorizationCredentials | None, *expected: str | None) -> None:
-    if credentials is None or not credentials.credentials:
+def _check(state: ServerState, credentials: HTTPAuthorizationCredentials | None, *,
+           write: bool) -> None:
+    """The tokens' one rule (``Lake.token_verdict``, shared with the Flight server), worded
+    for HTTP: a missing token is 401, a wrong one 403."""
+    token = credentials.credentials if credentials is not None else None
+    verdict = state.lake.token_verdict(token or None, write=write)
+    if verdict == "missing":
         raise ApiError(401, "this endpoint needs a token: send 'Authorization: Bearer <token>'",
                        headers={"WWW-Authenticate": 'Bearer realm="btlake"'})
-    if not _matches(credentials.credentials, *expected):
+    if verdict == "refused":
         raise ApiError(403, "the token was not accepted for this endpoint",
                        headers={"WWW-Authenticate": 'Bearer realm="btlake", '
                                                     'error="invalid_token"'})
