@@ -10,6 +10,7 @@ from btlake_pipelines.defs.assets import all_assets, raw_bundles
 from btlake_pipelines.defs.checks import all_checks
 from btlake_pipelines.defs.coverage import coverage_checks, coverage_gap_sensor, fill_gaps_job
 from btlake_pipelines.defs.jobs import all_jobs
+from btlake_pipelines.defs.lineage import inputs_current, stale_runs_sensor
 from btlake_pipelines.defs.resources import LakeResource, LandingZoneResource
 from btlake_pipelines.defs.schedules import all_schedules
 from btlake_pipelines.defs.sensors import landing_sensor
@@ -21,9 +22,9 @@ from btlake_pipelines.defs.streaming import (
 
 defs = Definitions(
     assets=[raw_bundles, *all_assets],
-    asset_checks=[*all_checks, *coverage_checks],
+    asset_checks=[*all_checks, *coverage_checks, inputs_current],
     jobs=[*all_jobs, fill_gaps_job, compact_streamed_job],
-    sensors=[landing_sensor, coverage_gap_sensor, streamed_partitions_sensor],
+    sensors=[landing_sensor, coverage_gap_sensor, streamed_partitions_sensor, stale_runs_sensor],
     schedules=[*all_schedules, streamed_compaction],
     resources={"lake": LakeResource(), "landing": LandingZoneResource()},
 )

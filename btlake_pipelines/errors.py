@@ -57,6 +57,10 @@ class RetentionError(BtlakeError):
     """A time-travel request for a version that maintenance has already vacuumed."""
 
 
+class TagExistsError(BtlakeError):
+    """A lake tag of that name exists already (tags are immutable)."""
+
+
 @dataclass
 class BundleRefused(BtlakeError):
     """A bundle broke a rule of the contract; it goes to quarantine with this reason.

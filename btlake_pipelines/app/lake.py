@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         Rederived,
     )
     from btlake_pipelines.app.tables import Key
+    from btlake_pipelines.app.tags import TagInfo
     from btlake_pipelines.app.validation import ValidationSummary
     from btlake_pipelines.metadata.coverage_table import CoverageRefresh
     from btlake_pipelines.storage.maintenance import LogReport
@@ -72,8 +73,14 @@ class Lake:
     def runs(self, *, strategy: str | None = None, market: str | list[str] | None = None,
              since: datetime | str | None = None, until: datetime | str | None = None,
              where: str | None = None, order_by: str | None = None, desc: bool = False,
-             limit: int | None = None, offset: int = 0) -> pa.Table:
-        """Runs matching every filter, most recent first unless ``order_by`` is given."""
+             limit: int | None = None, offset: int = 0,
+             as_of: int | str | datetime | None = None, stale: bool = False) -> pa.Table:
+        """Runs matching every filter, most recent first unless ``order_by`` is given;
+        ``as_of`` and ``stale`` as for :meth:`find_runs`."""
+        if as_of is not None or stale:
+            return self.find_runs(strategy=strategy, market=market, since=since, until=until,
+                                  where=where, order_by=order_by, desc=desc, limit=limit,
+                                  offset=offset, as_of=as_of, stale=stale).table
         return self.search(strategy=strategy, market=market, since=since, until=until,
                            where=where, order_by=order_by, desc=desc, limit=limit,
                            offset=offset)[0].to_arrow()
@@ -88,8 +95,19 @@ class Lake:
                   market: str | list[str] | None = None, since: datetime | str | None = None,
                   until: datetime | str | None = None, where: str | None = None,
                   order_by: str | None = None, desc: bool = False, limit: int | None = None,
-                  offset: int = 0) -> RunSearch:
-        """:meth:`runs` with the total before ``limit`` / ``offset`` and the runs as records."""
+                  offset: int = 0, as_of: int | str | datetime | None = None,
+                  stale: bool = False) -> RunSearch:
+        """:meth:`runs` with the total before ``limit`` / ``offset`` and the runs as records.
+        ``as_of``: the runs as they were at a version, time or ``tag:NAME`` of ``runs``;
+        ``stale``: only runs with at least one stale input (see :meth:`lineage`)."""
+        if as_of is not None or stale:
+            from btlake_pipelines.versions.lineage import search_runs_at
+
+            frame, total = search_runs_at(
+                self.catalog, as_of=as_of, stale=stale, strategy=strategy, market=market,
+                since=since, until=until, where=where, order_by=order_by, desc=desc,
+                limit=limit, offset=offset)
+            return RunSearch(frame, total)
         frame, total = self.search(strategy=strategy, market=market, since=since, until=until,
                                    where=where, order_by=order_by, desc=desc, limit=limit,
                                    offset=offset)
@@ -229,9 +247,28 @@ class Lake:
         return batch
 
     def maintain(self, **options: Any):
-        from btlake_pipelines.storage.maintenance import maintain
+        """Compact, Z-order, checkpoint and vacuum; vacuum keeps every version a tag or a
+        run's recorded input needs (:meth:`pinned_versions`)."""
+        from btlake_pipelines.storage.maintenance import DEFAULT_RETENTION_HOURS, maintain
+        from btlake_pipelines.versions.lineage import RUN_INPUTS
+        from btlake_pipelines.versions.tags import TAGS
 
-        return maintain(self.uri, **options)
+        reports = maintain(self.uri, keep_versions=self.pinned_versions(), **options)
+        if not options.get("tables") and not options.get("partitions"):
+            # btlake's own tables: one small file per ingest batch or tag, compacted here
+            reports += maintain(self.uri, tables=[RUN_INPUTS, TAGS], retention_hours=options.get(
+                "retention_hours", DEFAULT_RETENTION_HOURS))
+        return reports
+
+    def pinned_versions(self) -> dict[str, set[int]]:
+        """Per table, the versions maintenance keeps: those tags and runs' inputs record."""
+        from btlake_pipelines.versions.lineage import pinned_versions as by_runs
+        from btlake_pipelines.versions.tags import pinned_versions as by_tags
+
+        pins = by_tags(self.uri)
+        for table, versions in by_runs(self.catalog).items():
+            pins.setdefault(table, set()).update(versions)
+        return pins
 
     def log_upkeep(self) -> list[LogReport]:
         """Checkpoint every table with commits past its last checkpoint and remove log files
@@ -239,7 +276,62 @@ class Lake:
         commits. It writes no commit and no data file, so it runs beside ingestion."""
         from btlake_pipelines.storage.maintenance import log_upkeep
 
-        return log_upkeep(self.uri)
+        return log_upkeep(self.uri, keep_versions=self.pinned_versions())
+
+    # -- tags and lineage (CONTRACT section 7) -----------------------------------------------
+
+    def tag_create(self, name: str, message: str | None = None) -> TagInfo:
+        """Record the current version of every table as tag ``name`` (immutable)."""
+        from btlake_pipelines.app.tags import tag_info
+        from btlake_pipelines.versions.tags import create_tag
+
+        return tag_info(create_tag(self.uri, name, message))
+
+    def tags(self) -> list[TagInfo]:
+        """Every tag, oldest first."""
+        from btlake_pipelines.app.tags import tag_info
+        from btlake_pipelines.versions.tags import list_tags
+
+        return [tag_info(t) for t in list_tags(self.uri)]
+
+    def tag_delete(self, name: str) -> TagInfo:
+        """Remove tag ``name``: maintenance no longer keeps the versions it alone recorded."""
+        from btlake_pipelines.app.tags import tag_info
+        from btlake_pipelines.versions.tags import delete_tag
+
+        return tag_info(delete_tag(self.uri, name))
+
+    def lineage(self, run_id: str) -> dict[str, Any]:
+        """The run's inputs: ``{"run_id", "inputs": [{"table", "market", "symbols", "start",
+        "end", "version", "stale", ...}]}``."""
+        from btlake_pipelines.versions.lineage import lineage
+
+        return lineage(self.catalog, run_id)
+
+    def inputs(self, run_id: str) -> dict[str, pa.Table]:
+        """Each input's rows exactly as of its resolved version, keyed ``TABLE:MARKET``."""
+        from btlake_pipelines.versions.lineage import input_tables
+
+        return input_tables(self.catalog, run_id)
+
+    def table_diff(self, table: str, a: int | str, b: int | str) -> dict[str, Any]:
+        """Rows added and removed per partition between versions (or ``tag:NAME``) ``a`` and
+        ``b`` of a fact table: ``{"table", "a", "b", "added", "removed", "partitions"}``."""
+        from btlake_pipelines.versions.table_diff import table_diff
+
+        return table_diff(self.catalog, table, a, b)
+
+    def table_versions(self) -> dict[str, int]:
+        """The latest version of every table that exists (what a tag would record)."""
+        from btlake_pipelines.versions.tags import current_versions
+
+        return current_versions(self.uri)
+
+    def stale_runs(self) -> list[str]:
+        """Run ids with at least one stale input, sorted."""
+        from btlake_pipelines.versions.lineage import stale_runs
+
+        return stale_runs(self.catalog)
 
     def markets_on(self, day: date) -> list[str]:
         """The markets any fact table stores rows of on ``day``, sorted (from the Delta logs:

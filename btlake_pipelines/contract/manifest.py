@@ -9,23 +9,22 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from btlake_pipelines.contract.inputs import InputSpec, parse_inputs
 from btlake_pipelines.contract.run_ids import RUN_ID_RULE, is_valid_run_id
 from btlake_pipelines.contract.tables import FACT_TABLES, Scope
+from btlake_pipelines.contract.values import MARKET_PATTERN, MARKET_RULE, parse_timestamp
 from btlake_pipelines.errors import BundleRefused
 
 FORMAT = "btlake.bundle/1"
 KINDS = ("backtest", "market_data")
 KNOWN_FIELDS = frozenset(
     {"format", "kind", "run_id", "strategy_id", "created_at", "engine", "code_version", "params",
-     "metrics", "environment", "markets", "tags", "tables"}
+     "metrics", "environment", "markets", "tags", "tables", "inputs"}
 )
 _FILE_NAME = re.compile(r"[^/\\\x00]+\.(parquet|csv)")
-MARKET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:@+\-]{0,63}")
-MARKET_RULE = ("1 to 64 characters of letters, digits, space and . _ : @ + -, starting with a "
-               "letter or digit")
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,8 @@ class Manifest:
     tags: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    #: what the run read (section 7), as stated; resolved to versions at ingest
+    inputs: tuple[InputSpec, ...] = ()
 
     @property
     def is_backtest(self) -> bool:
@@ -126,18 +127,8 @@ def parse_manifest(data: bytes, folder_name: str) -> Manifest:
         tags=_check_strings(doc.get("tags", []), "tags", refuse),
         extra={k: v for k, v in doc.items() if k not in KNOWN_FIELDS},
         raw=doc,
+        inputs=parse_inputs(doc.get("inputs", []), refuse),
     )
-
-
-def parse_timestamp(value: str) -> datetime:
-    """An ISO-8601 timestamp as an aware UTC datetime; no offset means UTC."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _parse_created_at(value: Any, refuse) -> datetime:

@@ -49,6 +49,7 @@ from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta
 from btlake_pipelines.storage import predicates as P
 from btlake_pipelines.storage.scan import scan, scan_table
+from btlake_pipelines.versions.lineage import resolve_batch, write_inputs
 
 Progress = Callable[[str, int, int], None]
 
@@ -161,6 +162,8 @@ def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress |
         return batch
     good, misfits = fit_schemas(lake, good)
     refused += misfits
+    good, unresolved, inputs = resolve_batch(lake, good)  # section 7: inputs -> versions
+    refused += unresolved
     faults.point("loaded")
     stored = _stored_runs(lake, [b.run_id for b in good if b.manifest.is_backtest])
     results: dict[str, BundleResult] = {}
@@ -187,6 +190,7 @@ def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress |
         _write_table(writer, table, market_bundles, run_parts.get(table, []), results)
     _settle_market_statuses(market_bundles, results)
 
+    write_inputs(lake, changed_runs, inputs, batch.batch_id)  # before the runs rows
     for i in range(0, len(changed_runs), RUNS_PER_COMMIT):
         _write_runs(writer, changed_runs[i:i + RUNS_PER_COMMIT], stored, results, archive, now)
 

@@ -9,12 +9,18 @@ import polars as pl
 import pyarrow as pa
 
 from btlake_pipelines.bundles.timestamps import join_nanos
-from btlake_pipelines.contract.tables import ALL_TABLES, FACT_TABLES, NANOS_SUFFIX, Scope
+from btlake_pipelines.contract.tables import (
+    ALL_TABLES,
+    FACT_TABLES,
+    NANOS_SUFFIX,
+    RUNS,
+    Scope,
+)
 from btlake_pipelines.errors import NotFoundError, QueryError
 from btlake_pipelines.query.search import glob_to_regex
 from btlake_pipelines.storage.catalog import Catalog
 from btlake_pipelines.storage.delta_log import Commit, history
-from btlake_pipelines.versions.time_travel import parse_as_of, parse_time
+from btlake_pipelines.versions.time_travel import parse_time, resolve_as_of
 
 
 def as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -69,6 +75,8 @@ def scan_read(catalog: Catalog, table: str, *, run_id=None, strategy=None, marke
             if runs:
                 pinned = {**options, "run_id": runs}
                 frames.append(scan_slice(catalog, table, as_of=version, **pinned))
+    elif _run_scoped(table) and _tag_runs(catalog, as_of) is not None:
+        frames += _pinned_at_tag(catalog, table, as_of, options)
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
@@ -88,11 +96,12 @@ def _pinned_runs(catalog: Catalog, table: str) -> dict[int, list[str]]:
     return catalog.derived(key, lambda: _pinned_now(dt, runs, table))
 
 
-def _pinned_now(dt, runs: pl.DataFrame, table: str) -> dict[int, list[str]]:
+def _pinned_now(dt, runs: pl.DataFrame, table: str,
+                commits: Iterator[Commit] | None = None) -> dict[int, list[str]]:
     done = set(runs.get_column("batch_id").unique().to_list())
     pending: dict[str, int] = {}  # run -> the newest unfinished commit naming it
     finished = 0
-    for commit in _recent_history(dt):
+    for commit in _recent_history(dt) if commits is None else commits:
         batch = commit.batch_id
         if batch is None:
             continue  # maintenance (optimize, vacuum) never changes which rows a run has
@@ -141,7 +150,7 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
         columns = [c.strip() for c in columns.split(",") if c.strip()]
     begin = parse_time(start, what="start") if start is not None else None
     finish = parse_time(end, what="end") if end is not None else None
-    version = parse_as_of(as_of) if as_of is not None else None
+    version = resolve_as_of(catalog, table, as_of) if as_of is not None else None
 
     dt = catalog.table(table) if version is None else catalog.table_at(table, version)
     if dt is None:
@@ -194,7 +203,67 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
         lf = lf.filter(cond)
     if run_scoped and version is None:
         lf = _visible_runs_only(catalog, lf, runs_ids)
+    elif run_scoped and (tagged := _tag_runs(catalog, as_of)) is not None:
+        # at a tag, as at the latest version: only rows of runs the tag's ``runs`` shows
+        hashes = tagged.get_column("content_hash").unique().implode()
+        lf = lf.filter(pl.col("run_id").is_null() | pl.col("run_hash").is_in(hashes))
     return _project(lf, has, columns, table)
+
+
+def _run_scoped(table: str) -> bool:
+    return table in FACT_TABLES and FACT_TABLES[table].scope is not Scope.MARKET
+
+
+def _tag_runs(catalog: Catalog, as_of) -> pl.DataFrame | None:
+    """The ``runs`` rows at the version tag ``as_of`` recorded (None: ``as_of`` is no tag);
+    what keeps a read at a tag run-consistent (see :mod:`btlake_pipelines.versions.tags`)."""
+    from btlake_pipelines.versions.tags import is_tag
+
+    if not is_tag(as_of):
+        return None
+    try:
+        version = resolve_as_of(catalog, RUNS, as_of)
+    except NotFoundError:
+        return pl.DataFrame(schema={"run_id": pl.String, "content_hash": pl.String,
+                                    "batch_id": pl.String})
+    assert isinstance(version, int)
+
+    def load() -> pl.DataFrame:
+        dt = catalog.table_at(RUNS, version)
+        return pl.scan_delta(dt).select("run_id", "content_hash", "batch_id",
+                                        "versions").collect()
+
+    return catalog.derived(("tag:runs", version), load)
+
+
+def _pinned_at_tag(catalog: Catalog, table: str, as_of, options: dict) -> list[pl.LazyFrame]:
+    """Runs a batch was replacing when the tag was made: read at the versions their ``runs``
+    row (at the tag) pins, as :func:`_pinned_runs` does for the latest version."""
+    runs = _tag_runs(catalog, as_of)
+    version = resolve_as_of(catalog, table, as_of)
+    if runs is None or runs.is_empty() or not isinstance(version, int):
+        return []
+    wanted = set(as_list(options.get("run_id")))
+    frames = []
+    commits = _commits_down(catalog.lake, table, version)
+    for pinned, names in _pinned_now(None, runs, table, commits).items():
+        names = [r for r in names if not wanted or r in wanted]
+        if names:
+            frames.append(scan_slice(catalog, table, as_of=pinned,
+                                     **{**options, "run_id": names}))
+    return frames
+
+
+def _commits_down(lake: str, table: str, version: int) -> Iterator[Commit]:
+    """Commits ``version``, ``version - 1``, ... from their commit files (``history()`` of a
+    table loaded at an old version labels the latest commits with its own numbers)."""
+    from btlake_pipelines.storage.delta_log import commit
+
+    for v in range(version, max(version - _MAX_COMMITS_SCANNED, -1), -1):
+        found = commit(lake, table, v)
+        if found is None:
+            return
+        yield found
 
 
 def _run_dates(catalog: Catalog, run_ids: list[str]) -> list | None:

@@ -31,7 +31,7 @@ from btlake_pipelines.query.search import glob_to_regex
 from btlake_pipelines.storage import delta_log
 from btlake_pipelines.storage.catalog import Catalog
 from btlake_pipelines.storage.delta import PARTITIONS
-from btlake_pipelines.versions.time_travel import parse_as_of, parse_time
+from btlake_pipelines.versions.time_travel import parse_time, resolve_as_of
 
 _COMPAT = pl.CompatLevel.oldest()
 
@@ -56,7 +56,7 @@ def shard_batches(catalog: Catalog, table: str, *, batch_rows: int = 65_536,
     """Shard ``shard = (i, n)`` of ``table``'s rows matching the filters of ``Lake.read``."""
     i, n = check_shard(shard, batch_rows)
     check_table(table)
-    version = parse_as_of(as_of) if as_of is not None else None
+    version = resolve_as_of(catalog, table, as_of) if as_of is not None else None
     dt = catalog.table(table) if version is None else catalog.table_at(table, version)
     if dt is None:
         return iter(())

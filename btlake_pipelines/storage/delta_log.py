@@ -343,6 +343,50 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def data_changes(lake: str, table: str, version: int
+                 ) -> set[tuple[str | None, str | None]] | None:
+    """The ``(market, date)`` partitions whose rows commit ``version`` of ``table`` changed:
+    its ``add`` / ``remove`` actions with ``dataChange`` true (a compaction rewrites files with
+    ``dataChange`` false and changes no row). A partition value a table lacks is None (any).
+    None when the commit file is gone (log cleanup)."""
+    found = actions(lake, table, version)
+    if found is None:
+        return None
+    out: set[tuple[str | None, str | None]] = set()
+    for action in found:
+        body = action.get("add") or action.get("remove")
+        if not body or body.get("dataChange") is False:
+            continue
+        values = body.get("partitionValues") or {}
+        out.add((values.get("market"), values.get("date")))
+    return out
+
+
+def version_at(lake: str, table: str, moment: datetime, latest: int) -> int | bool | None:
+    """The latest version of ``table`` (at most ``latest``) committed at or before ``moment``,
+    found by bisecting the commit files' timestamps (a few small reads, and no label shift
+    when a commit lands meanwhile); None when the first version is younger than ``moment``,
+    False when a commit file on the way is gone (log cleanup: ask the table's history)."""
+    def stamp(version: int) -> datetime | bool | None:
+        found = commit(lake, table, version)
+        return False if found is None else found.timestamp
+
+    first = stamp(0)
+    if first is False or first is None:
+        return False
+    if first > moment:
+        return None
+    low, high = 0, latest  # invariant: version low was committed at or before moment
+    while low < high:
+        middle = (low + high + 1) // 2
+        at = stamp(middle)
+        if at is False or at is None:
+            return False
+        if at <= moment:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 def changed_partitions(lake: str, table: str, after: int, upto: int,
                        columns: tuple[str, ...] = ("market", "date")
                        ) -> set[tuple[str | None, ...]] | None:

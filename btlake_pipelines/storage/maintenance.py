@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -56,9 +56,13 @@ class LogReport:
 def maintain(lake: str, *, tables: list[str] | None = None,
              partitions: list[tuple[str, date]] | None = None,
              retention_hours: int = DEFAULT_RETENTION_HOURS,
-             progress: Callable[[str], None] | None = None) -> list[TableReport]:
+             progress: Callable[[str], None] | None = None,
+             keep_versions: dict[str, set[int]] | None = None) -> list[TableReport]:
     """Maintain ``tables`` (default all). ``partitions`` limits compaction to (market, date)
-    partitions of the fact tables, e.g. yesterday's for the nightly schedule."""
+    partitions of the fact tables, e.g. yesterday's for the nightly schedule.
+    ``keep_versions``: per table, versions whose files vacuum keeps whatever their age (the
+    versions tags and runs' inputs record, see ``Lake.maintain``); their commits are kept
+    too (:func:`cleanup_log` is skipped while one would be past the log retention)."""
     from deltalake import CommitProperties
 
     if retention_hours < 0:
@@ -90,9 +94,12 @@ def maintain(lake: str, *, tables: list[str] | None = None,
             if flt:
                 report.partitions.append(",".join(f"{k}={v}" for k, _, v in flt))
         dt.create_checkpoint()
+        pins = sorted((keep_versions or {}).get(table, ()))
         report.vacuumed = len(dt.vacuum(retention_hours=retention_hours, dry_run=False,
-                                        enforce_retention_duration=False))
-        cleanup_log(dt)
+                                        enforce_retention_duration=False,
+                                        keep_versions=pins or None))
+        if _log_cleanup_keeps(lake, table, pins):
+            cleanup_log(dt)
         report.version_after = dt.version()
         reports.append(report)
     state = maintenance_state.load(lake)
@@ -102,7 +109,8 @@ def maintain(lake: str, *, tables: list[str] | None = None,
     return reports
 
 
-def log_upkeep(lake: str, *, tables: list[str] | None = None) -> list[LogReport]:
+def log_upkeep(lake: str, *, tables: list[str] | None = None,
+               keep_versions: dict[str, set[int]] | None = None) -> list[LogReport]:
     """Checkpoint each table (default all) that has commits after its last checkpoint, then
     remove its log files past the log retention. Writes no commit and rewrites no data file,
     so it can run while ingestion writes."""
@@ -118,7 +126,8 @@ def log_upkeep(lake: str, *, tables: list[str] | None = None) -> list[LogReport]
         checkpointed = before.commits_after > 0
         if checkpointed:
             dt.create_checkpoint()
-        cleanup_log(dt)
+        if _log_cleanup_keeps(lake, table, sorted((keep_versions or {}).get(table, ()))):
+            cleanup_log(dt)
         after = log_state(uri)
         reports.append(LogReport(table, dt.version(), after.checkpoint, checkpointed,
                                  after.commits_after, before.log_files, after.log_files))
@@ -131,6 +140,22 @@ def cleanup_log(dt: Any) -> None:
     older than that can no longer be loaded, and vacuum (7 days) has removed their data
     files long before. The one place both maintenance and the hourly upkeep clean logs."""
     dt.cleanup_metadata()
+
+
+#: A pinned commit younger than this is safe from log cleanup (which keeps 30 days of log).
+_PIN_LOG_MARGIN = timedelta(days=25)
+
+
+def _log_cleanup_keeps(lake: str, table: str, pins: list[int]) -> bool:
+    """Whether cleaning ``table``'s log keeps every pinned version loadable: yes when the
+    oldest pinned commit is well inside the log retention (30 days), or nothing is pinned."""
+    if not pins:
+        return True
+    from btlake_pipelines.storage.delta_log import commit
+
+    oldest = commit(lake, table, pins[0])
+    return oldest is not None and oldest.timestamp is not None \
+        and oldest.timestamp > datetime.now(UTC) - _PIN_LOG_MARGIN
 
 
 def _filters(table: str, partitions: list[tuple[str, date]] | None) -> list[Any]:

@@ -36,3 +36,39 @@ def parse_as_of(value: int | str | datetime | date) -> int | datetime:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return parse_time(value, what="as_of")
+
+
+def resolve_as_of(catalog, table: str, value: int | str | datetime | date) -> int | datetime:
+    """:func:`parse_as_of` for one table of a lake, with ``tag:NAME`` meaning the version tag
+    NAME recorded for ``table`` (``catalog``: a :class:`~btlake_pipelines.storage.catalog.
+    Catalog`, whose open tags table is reused)."""
+    from btlake_pipelines.versions.tags import TAGS, is_tag, tag_name, tag_version
+
+    if is_tag(value):
+        assert isinstance(value, str)
+        return tag_version(catalog.lake, table, tag_name(value), catalog.table(TAGS))
+    return parse_as_of(value)
+
+
+def catalog_at(catalog, as_of: int | str | datetime | date):
+    """A catalog whose ``runs`` table is the one of ``as_of`` (a version, time or
+    ``tag:NAME`` of ``runs``): what ``btlake runs --as-of`` searches."""
+    from btlake_pipelines.contract.tables import RUNS
+    from btlake_pipelines.storage.catalog import Catalog
+
+    version = resolve_as_of(catalog, RUNS, as_of)
+    dt = catalog.table_at(RUNS, version)
+
+    class _RunsAt(Catalog):
+        """The runs table frozen at one version (the other tables as they are)."""
+
+        def runs_index(self):
+            with self._lock:
+                if self._runs is None:
+                    self._runs = self._load_runs(dt)
+                return self._runs
+
+        def runs_version(self) -> int | None:
+            return dt.version()
+
+    return _RunsAt(catalog.lake)

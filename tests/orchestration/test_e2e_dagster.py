@@ -235,6 +235,8 @@ def _browse(dev: DagsterDev, *, total: int, partition: str, partition_rows: int,
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.set_default_timeout(60_000)
+            # expect() has its own 5 s default, too short for the Dagster UI on a busy machine
+            expect.set_options(timeout=60_000)
 
             page.goto(f"{dev.url}/assets")
             for table in TABLES:

@@ -49,13 +49,17 @@ def ingest(landing_dir: str | None) -> int:
               default="table", show_default=True)
 @click.option("--out", metavar="FILE",
               help=".parquet, .arrow or .csv: the runs' columns; else the formatted output")
+@click.option("--as-of", metavar="VERSION|TIMESTAMP|tag:NAME",
+              help="the runs as they were at a version of runs, a time or a tag")
+@click.option("--stale", is_flag=True, help="only runs with an input whose data changed since")
 @location_options
 def runs(strategy: str | None, market: str | None, since: str | None, until: str | None,
          where: str | None, order_by: str | None, desc: bool, limit: int | None, fmt: str,
-         out: str | None) -> int:
+         out: str | None, as_of: str | None, stale: bool) -> int:
     """Search runs."""
     found = lake().find_runs(strategy=strategy, market=market, since=since, until=until,
-                             where=where, order_by=order_by, desc=desc, limit=limit)
+                             where=where, order_by=order_by, desc=desc, limit=limit,
+                             as_of=as_of, stale=stale)
     if out and out.lower().endswith(render.TABLE_FILES):
         kind = render.export(found.table, out)
         render.note(f"{found.total} run(s) matched; wrote {found.table.num_rows} to {out} "
@@ -81,8 +85,9 @@ def runs(strategy: str | None, market: str | None, since: str | None, until: str
 @click.option("--start", metavar="T", help="ts at or after (inclusive)")
 @click.option("--end", metavar="T", help="ts before (exclusive)")
 @click.option("--columns", metavar="a,b,...", help="columns to read")
-@click.option("--as-of", metavar="VERSION|TIMESTAMP",
-              help="a Delta version (all digits) or an ISO-8601 time (no offset = UTC)")
+@click.option("--as-of", metavar="VERSION|TIMESTAMP|tag:NAME",
+              help="a Delta version (all digits), an ISO-8601 time (no offset = UTC) or "
+                   "tag:NAME")
 @click.option("--out", metavar="FILE", help="write .parquet, .csv or .arrow by extension")
 @location_options
 def read(table: str, run_id: tuple[str, ...], strategy: str | None,

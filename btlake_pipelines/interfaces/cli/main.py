@@ -23,6 +23,7 @@ from btlake_pipelines.errors import BtlakeError, redact
 from btlake_pipelines.interfaces.cli.commands import COMMANDS
 from btlake_pipelines.interfaces.cli.context import location_options
 from btlake_pipelines.interfaces.cli.flight import flight
+from btlake_pipelines.interfaces.cli.tags import COMMANDS as TAG_COMMANDS
 from btlake_pipelines.settings import current
 
 
@@ -32,7 +33,7 @@ def btlake() -> None:
     """btlake: a backtest data lake on Delta Lake."""
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, *TAG_COMMANDS):
     btlake.add_command(_command)
 btlake.add_command(flight)
 

@@ -21,6 +21,7 @@ from btlake_pipelines.interfaces.http.routers import (
     runs,
     tables,
 )
+from btlake_pipelines.interfaces.http.routers import tags as tag_routes
 from btlake_pipelines.settings import Settings, current
 
 API_PREFIX = "/api/v1"
@@ -56,7 +57,8 @@ def create_app(lake_uri: str | None = None, landing_uri: str | None = None, *,
     app.state.asset_version = _version()
     errors.install(app)
 
-    for router in (bundles.router, runs.router, tables.router, compare.router, health.router):
+    for router in (bundles.router, tag_routes.router, runs.router, tables.router,
+                   compare.router, health.router):
         app.include_router(router, prefix=API_PREFIX, responses=_ERRORS)
     app.include_router(coverage.router, prefix=API_PREFIX, responses=_ERRORS)
     app.include_router(coverage.page_router)

@@ -30,6 +30,7 @@ from btlake_pipelines.errors import (
     BundleRefused,
     NotFoundError,
     RetentionError,
+    TagExistsError,
     is_store_failure,
     redact,
 )
@@ -42,6 +43,7 @@ STATUS: tuple[tuple[type[BtlakeError], int, str], ...] = (
     (NotFoundError, 404, "not_found"),
     (RetentionError, 410, "gone"),
     (BundleWaiting, 409, "conflict"),
+    (TagExistsError, 409, "conflict"),
     (BundleRefused, 400, "bundle_refused"),
 )
 #: The storage service failed (S3 unreachable, credentials refused): not the caller's doing.

@@ -57,6 +57,11 @@ def compare_page(request: Request) -> HTMLResponse:
     return render(request, "compare.html", "Compare runs", page="compare")
 
 
+@router.get("/tags", response_class=HTMLResponse)
+def tags_page(request: Request) -> HTMLResponse:
+    return render(request, "tags.html", "Tags", page="tags")
+
+
 @router.get("/vendor/plotly.min.js")
 def plotly_bundle() -> FileResponse:
     return FileResponse(plotly_js(), media_type="text/javascript",

@@ -39,10 +39,13 @@ def search_runs(
     desc: Annotated[bool, Query(description="sort descending")] = False,
     limit: Annotated[int, Query(ge=0, le=MAX_LIMIT, description="runs to return")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_INT, description="runs to skip")] = 0,
+    as_of: Annotated[str | None, Query(description="the runs as they were at a version of "
+                                       "runs, an ISO-8601 time or tag:NAME")] = None,
+    stale: Annotated[bool, Query(description="only runs with a stale input")] = False,
 ) -> dict[str, Any]:
     found = lake.find_runs(strategy=strategy, market=market or None, since=since, until=until,
                            where=where, order_by=order_by, desc=desc, limit=limit,
-                           offset=offset)
+                           offset=offset, as_of=as_of, stale=stale)
     return {"runs": found.records(), "total": found.total, "limit": limit, "offset": offset}
 
 

@@ -62,8 +62,8 @@ def download_table(
     start: Annotated[str | None, Query(description="ts >= start (ISO-8601)")] = None,
     end: Annotated[str | None, Query(description="ts < end (ISO-8601)")] = None,
     columns: Annotated[str | None, Query(description="comma-separated column names")] = None,
-    as_of: Annotated[str | None, Query(description="a Delta version (digits) or an ISO-8601 "
-                                       "timestamp")] = None,
+    as_of: Annotated[str | None, Query(description="a Delta version (digits), an ISO-8601 "
+                                       "timestamp or tag:NAME")] = None,
     format: Annotated[Literal["parquet", "arrow", "csv", "json"], Query(
         description="parquet, arrow (IPC stream), csv or json")] = "parquet",
     limit: Annotated[int | None, Query(ge=0, le=MAX_INT, description=(

@@ -813,5 +813,6 @@
   } else if (page === "compare") {
     initCompare();
   }
-  window.btlake = { parseQuery: parseQuery, api: api, setupTokenButton: setupTokenButton };
+  window.btlake = { parseQuery: parseQuery, api: api, el: el, clear: clear, errorBox: errorBox,
+                    fmtTime: fmtTime, setupTokenButton: setupTokenButton };
 })();
