@@ -17,6 +17,7 @@ from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG
 from btlake_pipelines.errors import BundleRefused
 from btlake_pipelines.ingest import breadcrumb, destinations, faults
 from btlake_pipelines.ingest import market_slices as M
+from btlake_pipelines.ingest.ordering import sort_rows
 from btlake_pipelines.landing.zone import LandingZone
 from btlake_pipelines.metadata.ingest_log import TABLE_PROPERTIES as LOG_PROPERTIES
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
@@ -81,10 +82,8 @@ class Writer:
         if frames:
             df = _presorted(frames, ("market", "date", *spec.sort_by))
             if df is None:
-                df = pl.concat(frames, how="diagonal_relaxed")
-                order = [c for c in ("market", "date", *spec.sort_by) if c in df.columns]
-                if not is_sorted(df, order):
-                    df = df.sort(order)
+                df = sort_rows(pl.concat(frames, how="diagonal_relaxed"),
+                               ["market", "date", *spec.sort_by])
             data = df.to_arrow()
         else:
             data = None
@@ -130,20 +129,6 @@ def _presorted(frames: list[pl.DataFrame], order: tuple[str, ...]) -> pl.DataFra
         keyed.append((tuple((v is not None, v) for v in first), f))
     keyed.sort(key=lambda item: item[0])
     return pl.concat([f for _, f in keyed], how="diagonal_relaxed")
-
-
-def is_sorted(df: pl.DataFrame, order: list[str]) -> bool:
-    """Whether ``df`` is already in ``order`` (lexicographic, nulls anywhere: no), in one pass:
-    an engine's file is usually sorted, and sorting 10M rows by strings costs seconds."""
-    if df.height < 2:
-        return True
-    less, same = pl.lit(False), pl.lit(True)
-    for c in order:
-        prev = pl.col(c).shift(1)
-        less = less | (same & (prev < pl.col(c)))
-        same = same & (prev == pl.col(c))
-    ok = (less | same).fill_null(False).slice(1)
-    return bool(df.select(ok.all()).item())
 
 
 def _empty_like(lake: str, table: str):
