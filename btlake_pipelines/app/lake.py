@@ -231,15 +231,16 @@ class Lake:
         ``isolated`` (the default) ingests in a child process: a bundle whose ingestion kills
         its process (a native crash) is retried once and then quarantined as
         ``ingest_crashed``, and this process lives on. ``progress``: a callable
-        ``(phase, done, total)`` in process; isolated, any true value shows the child's
-        counter on a terminal."""
+        ``(phase, done, total)``, called in this process either way (isolated, with the
+        child's events)."""
         from btlake_pipelines.landing import open_landing
 
         zone = open_landing(landing or self.settings.landing)
         if isolated:
             from btlake_pipelines.ingest.isolated import ingest_isolated
 
-            batch = ingest_isolated(self.uri, zone, names, progress=bool(progress))
+            batch = ingest_isolated(self.uri, zone, names,
+                                    progress=progress if callable(progress) else None)
         else:
             from btlake_pipelines.ingest.batch import ingest
 

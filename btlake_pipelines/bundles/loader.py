@@ -37,6 +37,9 @@ class LoadedBundle:
     run_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     #: Shared market data (ticks, l2, market events), keyed by table.
     market_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    #: The bundle's files as listed (name -> entry), when it is left to the streamed path
+    #: (``ingest/large.py``): nothing was read beyond the manifest, no tables are set.
+    streamed: dict | None = None
 
     @property
     def run_id(self) -> str:
@@ -48,18 +51,20 @@ class LoadedBundle:
 
 
 def load_bundles(zone: LandingZone, names: list[str],
-                 progress: Callable[[str], None] | None = None
+                 progress: Callable[[str], None] | None = None, *, stream_large: bool = False
                  ) -> tuple[list[LoadedBundle], list[BundleRefused]]:
     """Load many bundles and validate them together: (good bundles, refusals), in the order of
     ``names``. A bundle that fails in any unexpected way is refused too, never raised: one bad
-    bundle must not stop the others."""
+    bundle must not stop the others. ``stream_large``: a market-data bundle above
+    :func:`threshold_bytes` is not read but returned with ``streamed`` set (its listing), for
+    the streamed path; the decision costs no listing beyond the one reading needs anyway."""
     loaded: list[LoadedBundle] = []
     refused: dict[str, BundleRefused] = {}
     # Reading is mostly Arrow/polars work that releases the GIL: a few threads overlap file
     # reads and decoding of small bundles.
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        for name, outcome in zip(names, pool.map(_read_or_refusal, [zone] * len(names), names),
-                                 strict=True):
+        for name, outcome in zip(names, pool.map(_read_or_refusal, [zone] * len(names), names,
+                                                 [stream_large] * len(names)), strict=True):
             if isinstance(outcome, BundleRefused):
                 refused[name] = outcome
             else:
@@ -74,9 +79,10 @@ def load_bundles(zone: LandingZone, names: list[str],
     return good, [refused[n] for n in names if n in refused]
 
 
-def _read_or_refusal(zone: LandingZone, name: str) -> LoadedBundle | BundleRefused:
+def _read_or_refusal(zone: LandingZone, name: str, stream_large: bool = False
+                     ) -> LoadedBundle | BundleRefused:
     try:
-        return read_bundle(zone, name)
+        return read_bundle(zone, name, stream_large=stream_large)
     except BundleRefused as exc:
         return exc
     except Exception as exc:
@@ -84,8 +90,9 @@ def _read_or_refusal(zone: LandingZone, name: str) -> LoadedBundle | BundleRefus
                              f"{' '.join(str(exc).split())[:200]}")
 
 
-def read_bundle(zone: LandingZone, name: str) -> LoadedBundle:
-    """Read and normalize one complete bundle; value rules are not checked yet."""
+def read_bundle(zone: LandingZone, name: str, *, stream_large: bool = False) -> LoadedBundle:
+    """Read and normalize one complete bundle; value rules are not checked yet. With
+    ``stream_large``, a bundle for the streamed path is only listed (see :func:`streams`)."""
     if not is_valid_run_id(name):
         raise BundleRefused(name, "run_id", f"bundle folder name must be a run id: {RUN_ID_RULE}")
     if zone.is_link(name):
@@ -99,6 +106,8 @@ def read_bundle(zone: LandingZone, name: str) -> LoadedBundle:
                                                    f"({kind})", table="manifest")
     manifest_bytes = zone.read_bytes(name, MANIFEST)
     manifest = parse_manifest(manifest_bytes, name)
+    if stream_large and streams(manifest, entries):
+        return LoadedBundle(name, manifest, "", zone.location(name), streamed=entries)
 
     digest = hashlib.sha256(canonical_manifest(manifest.raw))
     raw_tables = {}
@@ -126,6 +135,36 @@ def read_bundle(zone: LandingZone, name: str) -> LoadedBundle:
                              run_hash=bundle.content_hash, market_rows=market_rows)
         (bundle.market_tables if market_rows else bundle.run_tables)[table] = df
     return bundle
+
+
+#: Market-data bundles above this many MB of Parquet stream unless ``BTLAKE_STREAM_MB`` says.
+DEFAULT_THRESHOLD_MB = 16
+
+
+def threshold_bytes() -> int:
+    """Market-data bundles whose Parquet tables add up to more than this stream
+    (``BTLAKE_STREAM_MB``, default 16 MB, about 1.5M ticks). Loaded whole, a 53 MB file of 5M
+    ticks peaked at 1.8 GB and 101 MB of 10M at 2.7 GB; streamed, every size stays near
+    1 GB, and since a bundle into empty partitions streams in one pass (``ingest/large.py``)
+    streaming is no slower. Smaller bundles are still loaded, so that many of them share one
+    commit per table."""
+    from btlake_pipelines.settings import current
+
+    mb = current().stream_mb
+    return int((DEFAULT_THRESHOLD_MB if mb is None else mb) * (1 << 20))
+
+
+def streams(manifest: Manifest, entries: dict) -> bool:
+    """Whether a bundle takes the streamed path (``ingest/large.py``): market data, Parquet
+    files only, all present, together above :func:`threshold_bytes`. Anything unusual goes the
+    ordinary way, which refuses it with the usual reasons."""
+    if manifest.is_backtest or not manifest.tables:
+        return False
+    files = [entries.get(f) for f in manifest.tables.values()]
+    if any(e is None or e.kind != "file" for e in files) or not all(
+            f.endswith(".parquet") for f in manifest.tables.values()):
+        return False
+    return sum(e.size for e in files if e is not None) > threshold_bytes()
 
 
 def canonical_manifest(doc: dict) -> bytes:

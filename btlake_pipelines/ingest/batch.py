@@ -28,7 +28,7 @@ from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scop
 from btlake_pipelines.errors import BundleRefused, is_store_failure
 from btlake_pipelines.ingest import destinations, faults
 from btlake_pipelines.ingest import market_slices as M
-from btlake_pipelines.ingest.large import ingest_large, is_large
+from btlake_pipelines.ingest.large import ingest_large
 from btlake_pipelines.ingest.schema_fit import fit_schemas
 from btlake_pipelines.ingest.writing import (
     REPLANS,
@@ -69,21 +69,22 @@ def ingest(lake: str, zone: LandingZone, names: list[str] | None = None, *,
         listed = set(zone.complete_bundles()) if from_listing else set()
         names = [n for n in names if n in listed
                  or (_is_folder_name(n) and zone.has_manifest(n))]
-    large = [n for n in names if is_large(zone, n)]
-    with zone.claim([n for n in names if n not in large]) as claimed:
+    with zone.claim(names) as claimed:
         faults.pause_after_claim()
+        large: dict[str, LoadedBundle] = {}  # left by the loader to the streamed path
         try:
-            batch = _ingest(lake, zone, claimed, progress)
+            batch = _ingest(lake, zone, claimed, progress, large)
         except Exception as exc:
             if _is_transient(exc):
                 raise
-            batch = _ingest_one_by_one(lake, zone, claimed, progress, exc)
-    for name in large:  # larger than memory: one at a time, in pieces
-        part = ingest_large(lake, zone, name, progress)
-        batch.batch_id = batch.batch_id or part.batch_id
-        batch.results += part.results
-        for table, versions in part.commits.items():
-            batch.commits.setdefault(table, []).extend(versions)
+            batch = _ingest_one_by_one(lake, zone, claimed, progress, exc, large)
+        for name, b in large.items():  # larger than memory: one at a time, in pieces
+            assert b.streamed is not None
+            part = ingest_large(lake, zone, name, progress, listed=(b.manifest, b.streamed))
+            batch.batch_id = batch.batch_id or part.batch_id
+            batch.results += part.results
+            for table, versions in part.commits.items():
+                batch.commits.setdefault(table, []).extend(versions)
     return batch
 
 
@@ -95,14 +96,15 @@ def _is_transient(exc: Exception) -> bool:
 
 
 def _ingest_one_by_one(lake: str, zone: LandingZone, names: list[str],
-                       progress: Progress | None, cause: Exception) -> BatchResult:
+                       progress: Progress | None, cause: Exception,
+                       large: dict[str, LoadedBundle]) -> BatchResult:
     """A batch's write failed for a reason no validation rule caught: ingest its bundles one
     at a time (each write replaces whatever the failed attempt left, by its predicates), and
     quarantine only a bundle that fails on its own, so one bundle never blocks the others."""
     merged = BatchResult(batch_id="")
-    for name in names:
+    for name in [n for n in names if n not in large]:
         try:
-            part = _ingest(lake, zone, [name], progress)
+            part = _ingest(lake, zone, [name], progress, large)
         except Exception as exc:
             if _is_transient(exc) or (len(names) == 1 and exc is cause):
                 raise
@@ -135,8 +137,10 @@ def _is_folder_name(name: object) -> bool:
             and not any(ch in name for ch in "/\\\x00"))
 
 
-def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress | None
-            ) -> BatchResult:
+def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress | None,
+            large: dict[str, LoadedBundle]) -> BatchResult:
+    """The in-memory batch of ``names``; a bundle the loader leaves to the streamed path goes
+    into ``large`` instead (it has no result here)."""
     now = datetime.now(UTC)
     batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
     if not names:
@@ -150,7 +154,12 @@ def _ingest(lake: str, zone: LandingZone, names: list[str], progress: Progress |
         if progress:
             progress("validate", done, len(names))
 
-    good, refused = load_bundles(zone, names, tick)
+    good, refused = load_bundles(zone, names, tick, stream_large=True)
+    large.update({b.name: b for b in good if b.streamed is not None})
+    good = [b for b in good if b.streamed is None]
+    names = [n for n in names if n not in large]
+    if not names:
+        return batch
     good, misfits = fit_schemas(lake, good)
     refused += misfits
     good, unresolved, inputs = resolve_batch(lake, good)  # section 7: inputs -> versions

@@ -21,7 +21,6 @@ added later; the next ingestion run or re-derivation of that month refreshes its
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,12 +29,12 @@ import polars as pl
 
 from btlake_pipelines.contract.tables import (
     FACT_TABLES,
-    INGEST_LOG,
     PARTITIONED_TABLES,
     RUNS,
     Scope,
 )
 from btlake_pipelines.ingest.rederive import delta_partition_rows
+from btlake_pipelines.metadata.ingest_log import scan_log, slice_parts
 from btlake_pipelines.storage.scan import scan
 
 Key = tuple[str | None, date]
@@ -66,15 +65,15 @@ def expected_partitions(lake: str, *, since: datetime | None = None) -> dict[str
             for table in run_tables:
                 if counts.get(table):
                     out[table].update((m, row["date"]) for m in row["markets"] or [])
-    log = scan(lake, INGEST_LOG)
+    log = scan_log(lake)
     if log is not None:
-        log = log.filter((pl.col("status") != "quarantined") & (pl.col("slices") != "[]"))
+        log = log.filter((pl.col("status") != "quarantined") & (pl.col("slices").list.len() > 0))
         if since is not None:
             log = log.filter(pl.col("handled_at") >= since)
-        for (text,) in log.select("slices").collect().iter_rows():
-            for s in json.loads(text or "[]"):
-                if s.get("table") in FACT_TABLES:
-                    out[s["table"]].add((s["market"], date.fromisoformat(s["date"])))
+        parts = slice_parts(log.select("slices")).select("table", "market", "date").unique()
+        for table, market, day in parts.iter_rows():
+            if table in FACT_TABLES:
+                out[table].add((market, day))
     return out
 
 

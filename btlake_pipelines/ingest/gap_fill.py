@@ -11,43 +11,31 @@ ever carried is a gap in the source, which only a new bundle fills.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 import polars as pl
 
-from btlake_pipelines.contract.tables import INGEST_LOG
-from btlake_pipelines.storage.scan import scan
-
-#: Gap dates looked up in ``ingest_log`` per pass (its ``slices`` text is pre-filtered by
-#: date, so the log is read once per pass, not once per gap).
-MAX_DATES_PER_PASS = 400
+from btlake_pipelines.metadata.ingest_log import scan_log, touches
 
 
 def archived_slices(lake: str, table: str, days: list[date]
                     ) -> set[tuple[str, str | None, date]]:
     """``(market, symbol, date)`` of ``table`` that archived, non-quarantined handlings hold
-    on ``days``; a partition-level entry gives ``(market, "*", date)``."""
-    out: set[tuple[str, str | None, date]] = set()
-    lf = scan(lake, INGEST_LOG)
+    on ``days``; a partition-level entry gives ``(market, "*", date)``. The log's typed
+    ``slices`` are filtered as columns, in one read of the log."""
+    lf = scan_log(lake)
     if lf is None or not days:
-        return out
+        return set()
     wanted = sorted(set(days))
-    for i in range(0, len(wanted), MAX_DATES_PER_PASS):
-        chunk = wanted[i:i + MAX_DATES_PER_PASS]
-        texts = {d.isoformat() for d in chunk}
-        mentions = pl.any_horizontal([pl.col("slices").str.contains(t, literal=True)
-                                      for t in sorted(texts)])
-        log = lf.filter((pl.col("status") != "quarantined")
-                        & pl.col("slices").str.contains(table, literal=True) & mentions
-                        ).select("slices").collect()
-        for (text,) in log.iter_rows():
-            for s in json.loads(text or "[]"):
-                if s.get("table") != table or s.get("date") not in texts or not s.get("rows"):
-                    continue
-                symbol = "*" if "symbols" in s else s.get("symbol")
-                out.add((s["market"], symbol, date.fromisoformat(s["date"])))
-    return out
+    entries = (lf.filter((pl.col("status") != "quarantined")
+                         & touches(table, lambda d: d.is_in(wanted)))
+               .select(pl.col("slices").explode()).unnest("slices")
+               .filter((pl.col("table") == table) & pl.col("date").is_in(wanted)
+                       & (pl.col("rows") > 0))
+               .select("market", pl.when(pl.col("symbols").is_not_null()).then(pl.lit("*"))
+                       .otherwise(pl.col("symbol")).alias("symbol"), "date")
+               .unique().collect())
+    return set(entries.iter_rows())
 
 
 def fillable_partitions(lake: str, table: str, gaps: pl.DataFrame) -> list[tuple[str, date]]:

@@ -20,6 +20,7 @@ the whole ingest, as it did when it ran in one process.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -48,10 +49,11 @@ class IngestFailed(RuntimeError):
 
 
 def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None, *,
-                    progress: bool = False) -> BatchResult:
+                    progress: Progress | None = None) -> BatchResult:
     """Ingest ``names`` (default: every complete bundle) in child processes, quarantining a
-    bundle whose ingestion kills its process twice. ``progress``: the child shows a progress
-    counter on the terminal, as ``btlake ingest`` does."""
+    bundle whose ingestion kills its process twice. ``progress``: called here, in the
+    caller's process, with each ``(phase, done, total)`` event of the children (they send
+    them as JSON lines through a pipe), so the caller decides how progress is shown."""
     listed = names is None
     names = zone.complete_bundles() if names is None else list(names)
     merged = BatchResult(batch_id="")
@@ -81,26 +83,46 @@ def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None
     return merged
 
 
-def _run_child(lake: str, zone: LandingZone, names: list[str], progress: bool,
+def _run_child(lake: str, zone: LandingZone, names: list[str], progress: Progress | None,
                listed: bool = False) -> tuple[BatchResult | None, tuple[str, str | None]]:
     """(the child's result, None) or (None, (signal name, table being written))."""
     with tempfile.TemporaryDirectory(prefix="btlake-ingest-") as tmp:
         job = Path(tmp) / "job.json"
         out = Path(tmp) / "result.json"
         crumb = Path(tmp) / "breadcrumb.json"
+        read_end, write_end = os.pipe() if progress else (None, None)
         job.write_text(json.dumps({"lake": lake, "landing": zone.uri, "names": names,
-                                   "progress": progress, "listed": listed,
+                                   "progress_fd": write_end, "listed": listed,
                                    "out": str(out)}))
         env = environment_for_child(current().with_(supervised_by=os.getpid(),
                                                     breadcrumb=str(crumb)))
-        proc = subprocess.run([sys.executable, "-m", "btlake_pipelines.ingest.isolated",
-                               str(job)], env=env, stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.Popen([sys.executable, "-m", "btlake_pipelines.ingest.isolated",
+                                 str(job)], env=env, stdin=subprocess.DEVNULL,
+                                pass_fds=() if write_end is None else (write_end,))
+        if read_end is not None and write_end is not None and progress is not None:
+            os.close(write_end)  # the child holds the only write end: EOF when it ends
+            _relay(read_end, progress)
+        proc.wait()
         if proc.returncode == 0 and out.exists():
             return _result_from_doc(json.loads(out.read_text())), ("", None)
         table = breadcrumb.read(str(crumb)).get("table")
         if proc.returncode < 0:
             return None, (signal.Signals(-proc.returncode).name, table)
         return None, (f"exit status {proc.returncode}", table)
+
+
+def _relay(read_end: int, progress: Progress) -> None:
+    """Hand each progress event the child writes (one JSON line each) to ``progress``, until
+    the child ends; a line that is not an event is skipped."""
+    with os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as events:
+        for line in events:  # read to the end even if showing fails: the child never blocks
+            try:
+                event = json.loads(line)
+                phase, done, total = str(event["phase"]), int(event["done"]), int(event["total"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            with contextlib.suppress(Exception):  # progress is shown, never worth an ingest
+                progress(phase, done, total)
 
 
 def _merge(into: BatchResult, part: BatchResult) -> None:
@@ -145,15 +167,17 @@ def _child(job_path: str) -> int:
     from btlake_pipelines.landing import open_landing
 
     job = json.loads(Path(job_path).read_text())
-    show = job["progress"] and sys.stderr.isatty()
+    fd = job.get("progress_fd")
+    events = os.fdopen(fd, "w", buffering=1, encoding="utf-8") if fd is not None else None
 
     def progress(phase: str, done: int, total: int) -> None:
-        sys.stderr.write(f"\r{phase}: {done}/{total}   ")
-        sys.stderr.flush()
+        assert events is not None
+        with contextlib.suppress(OSError):  # a supervisor gone or deaf: ingest on regardless
+            events.write(json.dumps({"phase": phase, "done": done, "total": total}) + "\n")
 
     try:
         batch = ingest(job["lake"], open_landing(job["landing"]), job["names"],
-                       progress=progress if show else None,
+                       progress=progress if events is not None else None,
                        from_listing=job.get("listed", False))
         doc = _result_to_doc(batch)
     except Exception as exc:

@@ -2,8 +2,9 @@
 
 A busy day of US equities is a 1.5 GB Parquet file; loaded whole, with the copies validation,
 sorting and writing make, it needs ten times that. A market-data bundle whose Parquet tables
-together exceed :func:`threshold_bytes` therefore takes this path instead of the in-memory one
-in ``ingest/batch.py``, with the same contract:
+together exceed ``bundles.loader.threshold_bytes()`` therefore takes this path instead of the
+in-memory one in ``ingest/batch.py`` (the loader decides, from the listing it reads anyway),
+with the same contract:
 
 1. **Check** (one pass over each file, one row group at a time): normalize, validate with the
    same pandera rules (row numbers counted from the start of the file), fit extra columns to
@@ -44,13 +45,13 @@ from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG
 from btlake_pipelines.errors import BundleRefused
 from btlake_pipelines.ingest import destinations, faults
 from btlake_pipelines.ingest import market_slices as M
+from btlake_pipelines.ingest.ordering import sort_rows
 from btlake_pipelines.ingest.schema_fit import SchemaMismatch, fit_frame
 from btlake_pipelines.ingest.writing import (
     REPLANS,
     BatchResult,
     Raced,
     Writer,
-    is_sorted,
     move_out,
     others_appended,
     quarantine_claimed,
@@ -64,40 +65,7 @@ from btlake_pipelines.storage.scan import scan, scan_table
 
 #: Rows normalized and validated at a time.
 CHUNK_ROWS = 1_000_000
-DEFAULT_THRESHOLD_MB = 64
 _FP = ("rows", "f1", "f2", "f3", "f4")
-
-
-def threshold_bytes() -> int:
-    """Market-data bundles whose Parquet tables add up to more than this stream
-    (``BTLAKE_STREAM_MB``, default 64 MB: the in-memory path then peaks under 2 GB; the
-    bench measured 1.8 GB for a 53 MB file of 5M ticks and 2.7 GB for 101 MB of 10M)."""
-    from btlake_pipelines.settings import current
-
-    mb = current().stream_mb
-    return int((DEFAULT_THRESHOLD_MB if mb is None else mb) * (1 << 20))
-
-
-def is_large(zone: LandingZone, name: str) -> bool:
-    """Whether bundle ``name`` takes this path: market data, Parquet only, above the
-    threshold. Anything unusual (a bad manifest, a missing file) goes the ordinary way, which
-    refuses it with the usual reasons."""
-    if not is_valid_run_id(name) or zone.is_link(name):
-        return False
-    try:
-        entries = zone.entries(name)
-        if sum(e.size for n, e in entries.items() if n != MANIFEST) <= threshold_bytes():
-            return False  # the common case costs one listing
-        manifest = parse_manifest(zone.read_bytes(name, MANIFEST), name)
-    except Exception:
-        return False
-    if manifest.is_backtest or not manifest.tables:
-        return False
-    files = [entries.get(f) for f in manifest.tables.values()]
-    if any(e is None or e.kind != "file" for e in files) or not all(
-            f.endswith(".parquet") for f in manifest.tables.values()):
-        return False
-    return sum(e.size for e in files if e is not None) > threshold_bytes()
 
 
 @dataclass
@@ -112,46 +80,257 @@ class _Table:
     known: dict[str, pl.DataType] = field(default_factory=dict)
 
 
-def ingest_large(lake: str, zone: LandingZone, name: str, progress=None) -> BatchResult:
-    """Ingest one large market-data bundle (claimed here), or quarantine it."""
-    now = datetime.now(UTC)
-    batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
+def ingest_large(lake: str, zone: LandingZone, name: str, progress=None, *,
+                 listed: tuple[Manifest, dict] | None = None) -> BatchResult:
+    """Ingest one large market-data bundle, or quarantine it. ``listed``: its manifest and
+    files as the loader read and listed them, the caller holding its claim
+    (``ingest.batch``: one listing per bundle, which matters on S3); otherwise it is claimed
+    and listed here."""
+    if listed is not None:
+        return _ingest_claimed(lake, zone, name, progress, listed)
     with zone.claim([name]) as claimed:
         if not claimed or not zone.has_manifest(name):
-            return batch
-        try:
-            manifest, digest, tables = _check(lake, zone, name)
-        except BundleRefused as refusal:
-            return quarantine_claimed(lake, zone, refusal, batch, now)
+            return BatchResult(batch_id="")
+        return _ingest_claimed(lake, zone, name, progress, None)
+
+
+def _ingest_claimed(lake: str, zone: LandingZone, name: str, progress,
+                    listed: tuple[Manifest, dict] | None) -> BatchResult:
+    now = datetime.now(UTC)
+    batch = BatchResult(batch_id=f"{destinations.stamp(now)}-{uuid.uuid4().hex[:8]}")
+    writer = Writer(lake, batch)
+    try:
+        result = _one_pass(lake, zone, name, listed, writer)
+        if result is None:
+            manifest, digest, tables = _check(lake, zone, name, listed)
+    except BundleRefused as refusal:
+        return quarantine_claimed(lake, zone, refusal, batch, now)
+    if result is None:
         faults.point("loaded")
         result = BundleResult(name, "ingested", manifest.run_id, manifest.kind, digest,
                               rows={t.name: int(t.slices.get_column("rows").sum())
                                     for t in tables},
                               source_uri=zone.location(name))
-        writer = Writer(lake, batch)
         for t in tables:
             _write_table(lake, zone, name, manifest, t, writer, result)
             if progress:
                 progress("write", tables.index(t) + 1, len(tables))
-        settle_market_status(result)
-        result.destination_uri = destinations.archive_uri(lake, result.run_id, digest, now)
-        writer.write(INGEST_LOG, log_rows([result], batch_id=batch.batch_id, handled_at=now),
-                     None, [])
-        faults.point("before_move")
-        move_out(zone, result, batch.batch_id, now)
-        faults.point("after_move")
-        batch.results = [result]
-        return batch
+    settle_market_status(result)
+    digest = result.content_hash
+    result.destination_uri = destinations.archive_uri(lake, result.run_id, digest, now)
+    writer.write(INGEST_LOG, log_rows([result], batch_id=batch.batch_id, handled_at=now),
+                 None, [])
+    faults.point("before_move")
+    move_out(zone, result, batch.batch_id, now)
+    faults.point("after_move")
+    batch.results = [result]
+    return batch
+
+
+# --- 0. one pass -----------------------------------------------------------------------------
+
+
+class _Overlap(Exception):
+    """The bundle's rows turned out to touch stored rows: the one-pass append is abandoned."""
+
+
+def _one_pass(lake: str, zone: LandingZone, name: str, listed: tuple[Manifest, dict] | None,
+              writer: Writer) -> BundleResult | None:
+    """A one-table bundle into partitions where nothing is stored (a first ingest, the next
+    days of a feed), read once: each piece is normalized, validated, sorted and streamed into
+    a plain append while its slice bounds are collected. A rule broken in any piece raises out
+    of the stream, and deltalake then commits nothing, so the bundle is still all-or-nothing.
+    None when this does not apply (then the check / compare / write passes below run):
+    several tables (one commit each, so a later table's refusal would come after an earlier
+    commit), no ``ts`` statistics in the Parquet footer to bound the dates with, stored rows in
+    that range, or stored rows found in the bundle's partitions once its rows are known (the
+    stream is then abandoned before the commit)."""
+    from deltalake.exceptions import CommitFailedError
+
+    if not is_valid_run_id(name):
+        return None
+    manifest, entries = listed if listed is not None else (
+        parse_manifest(zone.read_bytes(name, MANIFEST), name), zone.entries(name))
+    if len(manifest.tables) != 1:
+        return None
+    (table, file_name), = manifest.tables.items()
+    entry = entries.get(file_name)
+    if entry is None or entry.kind != "file":
+        return None
+    snapshot = delta.open_table(lake, table)
+    with zone.open_file(name, file_name) as fh:
+        if snapshot is not None and _stored_in_file_range(lake, table, snapshot, fh):
+            return None
+        digest = hashlib.sha256(canonical_manifest(manifest.raw))
+        if _hash_file(fh, digest, table, file_name) != entry.size:
+            return None  # the ordinary path refuses it with its reason
+        import pyarrow.parquet as pq
+
+        fh.seek(0)
+        try:
+            rows_in_file = pq.ParquetFile(fh).metadata.num_rows
+        except (pa.ArrowException, OSError, ValueError):
+            return None
+    if rows_in_file == 0:
+        return None
+    faults.point("loaded")
+    lf = scan(lake, table)
+    known0: dict[str, pl.DataType] = dict(lf.collect_schema()) if lf is not None else {}
+    order = ["market", "date", *FACT_TABLES[table].sort_by]
+    seen: dict = {}
+
+    def pieces() -> Iterator[pl.DataFrame]:
+        seen.clear()
+        known = seen.setdefault("known", dict(known0))
+        bounds = seen.setdefault("bounds", [])
+        with zone.open_file(name, file_name) as fh:
+            for df in _pieces(name, manifest, table, file_name, fh, known, validate=True):
+                bounds.append(M.slice_bounds(table, df))
+                seen.setdefault("schema", df.head(0).to_arrow().schema)
+                yield sort_rows(df, order)
+        slices = _slices(table, bounds)
+        if snapshot is not None and _stored_in_partitions(lake, table, snapshot, slices):
+            raise _Overlap
+        seen["slices"] = slices
+
+    def reader() -> pa.RecordBatchReader:
+        stream = pieces()
+        first = next(stream)  # a refusal in the first piece raises here, before deltalake
+        schema = first.head(0).to_arrow().schema
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from first.to_arrow().to_batches()
+                for df in stream:
+                    yield from df.to_arrow().to_batches()
+            except BaseException as exc:  # deltalake reports it as its own error: keep it
+                seen["error"] = exc
+                raise
+        return pa.RecordBatchReader.from_batches(schema, _conformed(schema, batches()))
+
+    try:
+        version = writer.write(table, reader, None, [name], added=rows_in_file)
+    except (CommitFailedError, Raced):
+        raise
+    except Exception as exc:
+        cause = seen.get("error", exc)
+        if isinstance(cause, _Overlap):
+            return None
+        raise cause from None
+    result = BundleResult(name, "ingested", manifest.run_id, manifest.kind, digest.hexdigest(),
+                          rows={table: rows_in_file}, source_uri=zone.location(name))
+    slices = seen["slices"]
+    t = _Table(table, file_name, seen["schema"], slices, seen["known"])
+    result.slices += M.describe(table, slices.with_columns(pl.lit("ingested").alias("status")))
+    if version is not None:
+        result.tables[table] = version
+        parts = {(str(m), str(d)) for m, d in slices.select("market", "date").unique()
+                 .iter_rows()}
+        if snapshot is not None and others_appended(lake, table, snapshot.version(), version,
+                                                    parts):
+            # another writer appended to these partitions meanwhile: settle them as the
+            # ordinary path does after a race, planned again from the table as it is now
+            for attempt in range(REPLANS):
+                try:
+                    _write_once(lake, zone, name, manifest, t, writer, result,
+                                delta.open_table(lake, table), describe=False)
+                    break
+                except (CommitFailedError, Raced):
+                    if attempt == REPLANS - 1:
+                        raise
+    return result
+
+
+def _stored_in_file_range(lake: str, table: str, snapshot, fh) -> bool:
+    """Whether ``snapshot`` holds rows in the dates the file's ``ts`` statistics span (True
+    when the footer does not say: the caller then takes the ordinary path)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(fh).metadata
+        arrow_schema = meta.schema.to_arrow_schema()
+        column = arrow_schema.get_field_index("ts")
+        if column < 0 or meta.num_row_groups == 0:
+            return True
+        lows, highs = [], []
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(column).statistics
+            if stats is None or not stats.has_min_max:
+                return True
+            lows.append(stats.min_raw)
+            highs.append(stats.max_raw)
+        kind = arrow_schema.field(column).type
+        first, last = _utc_date(min(lows), kind), _utc_date(max(highs), kind)
+    except (pa.ArrowException, OSError, ValueError, TypeError, AttributeError):
+        return True
+    finally:
+        fh.seek(0)
+    if first is None or last is None:
+        return True
+    lf = scan_table(snapshot, lake, table)
+    found = lf.filter(pl.col("date").is_between(first, last)).select(pl.len()).collect()
+    return bool(found.item())
+
+
+def _utc_date(raw, kind: pa.DataType):
+    """The UTC calendar date of a raw ``ts`` statistic of Arrow type ``kind`` (a timestamp
+    with or without zone: Parquet keeps zoned ones in UTC, and btlake reads naive ones as
+    UTC); None for any other type."""
+    from datetime import date, timedelta
+
+    if not isinstance(raw, int):
+        return None
+    if pa.types.is_timestamp(kind):
+        per_day = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
+                   "ns": 86_400_000_000_000}[kind.unit]
+        return date(1970, 1, 1) + timedelta(days=raw // per_day)
+    if pa.types.is_date32(kind):
+        return date(1970, 1, 1) + timedelta(days=raw)
+    return None
+
+
+def _stored_in_partitions(lake: str, table: str, snapshot, slices: pl.DataFrame) -> bool:
+    """Whether ``snapshot`` holds any row in the (market, date) partitions of ``slices``."""
+    parts = slices.select(M.partition_keys()).unique()
+    lf = scan_table(snapshot, lake, table)
+    found = (lf.filter(pl.col("market").is_in(parts.get_column("market").implode())
+                       & pl.col("date").is_in(parts.get_column("date").implode()))
+             .select("market", "date").join(parts.lazy(), on=M.partition_keys(), how="semi")
+             .select(pl.len()).collect())
+    return bool(found.item())
+
+
+def _conformed(schema: pa.Schema, batches: Iterator[pa.RecordBatch]
+               ) -> Iterator[pa.RecordBatch]:
+    """Each batch cast to ``schema`` (a later piece may type a column the first left null)."""
+    for b in batches:
+        if b.schema.equals(schema):
+            yield b
+            continue
+        yield pa.RecordBatch.from_arrays(
+            [b.column(f.name).cast(f.type) if f.name in b.schema.names
+             else pa.nulls(b.num_rows, f.type) for f in schema], schema=schema)
+
+
+def _slices(table: str, bounds: list[pl.DataFrame]) -> pl.DataFrame:
+    """Per-piece slice bounds merged into one row per slice (a slice may span pieces)."""
+    return (pl.concat(bounds).group_by(M.slice_keys(table), maintain_order=True)
+            .agg(pl.col("first_ns").min(), pl.col("last_ns").max(),
+                 pl.col("rows").sum().cast(pl.UInt64)))
 
 
 # --- 1. check --------------------------------------------------------------------------------
 
 
-def _check(lake: str, zone: LandingZone, name: str) -> tuple[Manifest, str, list[_Table]]:
+def _check(lake: str, zone: LandingZone, name: str, listed: tuple[Manifest, dict] | None
+           ) -> tuple[Manifest, str, list[_Table]]:
     if not is_valid_run_id(name):
         raise BundleRefused(name, "run_id", f"bundle folder name must be a run id: {RUN_ID_RULE}")
-    manifest = parse_manifest(zone.read_bytes(name, MANIFEST), name)
-    entries = zone.entries(name)
+    if listed is None:
+        manifest, entries = parse_manifest(zone.read_bytes(name, MANIFEST), name), \
+            zone.entries(name)
+    else:
+        manifest, entries = listed
     digest = hashlib.sha256(canonical_manifest(manifest.raw))
     tables = []
     for table, file_name in sorted(manifest.tables.items()):
@@ -198,10 +377,7 @@ def _check_table(lake: str, name: str, manifest: Manifest, table: str, file_name
                                      "first_ns": pl.Int64, "last_ns": pl.Int64,
                                      "rows": pl.UInt32})
         return _Table(table, file_name, pa.schema([]), empty, known)
-    slices = (pl.concat(partial).group_by(M.slice_keys(table), maintain_order=True)
-              .agg(pl.col("first_ns").min(), pl.col("last_ns").max(),
-                   pl.col("rows").sum().cast(pl.UInt64)))
-    return _Table(table, file_name, schema, slices, known)
+    return _Table(table, file_name, schema, _slices(table, partial), known)
 
 
 def _pieces(name: str, manifest: Manifest, table: str, file_name: str, fh,
@@ -359,10 +535,7 @@ def _write_once(lake: str, zone: LandingZone, name: str, manifest: Manifest, t: 
                     if not whole:
                         df = df.join(wanted.select(keys), on=keys, how="semi",
                                      nulls_equal=True)
-                    order = [c for c in ("market", "date", *FACT_TABLES[t.name].sort_by)
-                             if c in df.columns]
-                    if not is_sorted(df, order):
-                        df = df.sort(order)
+                    df = sort_rows(df, ["market", "date", *FACT_TABLES[t.name].sort_by])
                     yield from df.to_arrow().to_batches()
         return batches
 

@@ -26,7 +26,6 @@ rather than emptied.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -38,6 +37,7 @@ from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS, Scop
 from btlake_pipelines.ingest import market_slices as M
 from btlake_pipelines.ingest.archive import load_archived
 from btlake_pipelines.ingest.report import month_start, rows_per_partition
+from btlake_pipelines.metadata.ingest_log import scan_log, slice_parts, touches
 from btlake_pipelines.metadata.runs_migration import migrate as migrate_runs
 from btlake_pipelines.metadata.runs_table import run_rows
 from btlake_pipelines.storage import delta, delta_log
@@ -104,16 +104,12 @@ class _Wanted:
         market, day = part
         return ((market, month_start(day)) if self.monthly else part) in self.parts
 
-    def dates(self) -> pl.Expr:
-        """Rows dated in one of the wanted days or months (any market)."""
+    def dates(self, column: pl.Expr | None = None) -> pl.Expr:
+        """Rows (or, given their ``column``, list elements) dated in one of the wanted days or
+        months (any market)."""
+        column = pl.col("date") if column is None else column
         days = sorted({d for _, d in self.parts})
-        return (pl.col("date").dt.month_start().is_in(days) if self.monthly
-                else pl.col("date").is_in(days))
-
-    def mentions(self) -> list[str]:
-        """Texts a recorded slice's date starts with, to pre-filter ``ingest_log``."""
-        return sorted({d.strftime("%Y-%m-") if self.monthly else d.isoformat()
-                       for _, d in self.parts})
+        return column.dt.month_start().is_in(days) if self.monthly else column.is_in(days)
 
 
 def sources_for(lake: str, table: str, parts: list[Part]) -> dict[Part, list[Source]]:
@@ -350,24 +346,18 @@ def _market_sources(lake: str, table: str, wanted: _Wanted) -> dict[Part, list[S
     batch's own order (rows of one append stay in order in its file)."""
     if FACT_TABLES[table].scope is Scope.RUN or not wanted.parts:
         return {}
-    lf = scan(lake, INGEST_LOG)
+    lf = scan_log(lake)
     if lf is None:
         return {}
-    mentions = pl.any_horizontal([pl.col("slices").str.contains(d, literal=True)
-                                  for d in wanted.mentions()])
-    log = (lf.filter((pl.col("status") != "quarantined")
-                     & pl.col("slices").str.contains(table, literal=True) & mentions)
+    log = (lf.filter((pl.col("status") != "quarantined") & touches(table, wanted.dates))
            .select("bundle", "slices", "destination_uri", "content_hash", "handled_at")
            .collect().with_row_index("seq").sort("handled_at", "seq"))
+    touched: dict[int, set[Part]] = {}
+    for i, market, day in slice_parts(log, table).select("row", "market", "date").iter_rows():
+        touched.setdefault(i, set()).add((market, day))
     out: dict[Part, list[Source]] = {}
-    for row in log.iter_rows(named=True):
-        touched = set()
-        for s in json.loads(row["slices"] or "[]"):
-            if s.get("table") == table:
-                part = (s["market"], date.fromisoformat(s["date"]))
-                if part in wanted:
-                    touched.add(part)
-        for part in touched:
+    for i, row in enumerate(log.drop("slices").iter_rows(named=True)):
+        for part in sorted(p for p in touched.get(i, ()) if p in wanted):
             out.setdefault(part, []).append(Source(row["bundle"], row["destination_uri"],
                                                    "market", row["content_hash"]))
     return out

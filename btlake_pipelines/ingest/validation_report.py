@@ -10,7 +10,6 @@ concerned the table), so the check's history shows what each batch did.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,9 +17,13 @@ from typing import Any
 
 import polars as pl
 
-from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, PARTITIONED_TABLES, RUNS
-from btlake_pipelines.storage import delta
-from btlake_pipelines.storage.scan import scan_table
+from btlake_pipelines.contract.tables import FACT_TABLES, PARTITIONED_TABLES, RUNS
+from btlake_pipelines.metadata.ingest_log import (
+    as_mapping,
+    empty_frame,
+    reason_record,
+    scan_log,
+)
 
 TABLES = PARTITIONED_TABLES
 WINDOW = timedelta(days=7)
@@ -43,7 +46,7 @@ class ValidationSummary:
 
 def batch_summaries(results: Iterable[Any]) -> dict[str, ValidationSummary]:
     """Per table, the bundles of one batch that concerned it and which of them were refused.
-    ``results``: ``BundleResult`` objects or ``ingest_log`` rows (dicts)."""
+    ``results``: ``BundleResult`` objects or typed ``ingest_log`` rows (dicts)."""
     out = {t: ValidationSummary(t) for t in TABLES}
     for r in map(_record, results):
         refused_table = _refused_table(r)
@@ -82,11 +85,10 @@ def validation_report(lake: str, results: Iterable[Any] | None = None, *,
 
 
 def _recent_log(lake: str, since: datetime) -> pl.DataFrame:
-    dt = delta.open_table(lake, INGEST_LOG)
-    if dt is None:
-        return pl.DataFrame(schema={c: pl.String for c in _LOG_COLUMNS})
-    return (scan_table(dt, lake, INGEST_LOG).filter(pl.col("handled_at") >= since)
-            .select(*_LOG_COLUMNS).collect())
+    lf = scan_log(lake)
+    if lf is None:
+        return empty_frame().select(*_LOG_COLUMNS)
+    return lf.filter(pl.col("handled_at") >= since).select(*_LOG_COLUMNS).collect()
 
 
 def _unresolved(log: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
@@ -119,18 +121,10 @@ def _failure(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _record(r: Any) -> dict[str, Any]:
-    if isinstance(r, dict):
+    if isinstance(r, dict):  # a typed ingest_log row
         return {"bundle": r["bundle"], "status": r["status"], "error": r.get("error"),
-                "reason": _json(r.get("reason")), "tables": _json(r.get("tables")) or {},
-                "rows": _json(r.get("rows")) or {}}
+                "reason": reason_record(r.get("reason")),
+                "tables": as_mapping(r.get("tables"), "version"),
+                "rows": as_mapping(r.get("rows"), "rows")}
     return {"bundle": r.bundle, "status": r.status, "error": r.error, "reason": r.reason,
             "tables": r.tables, "rows": r.rows}
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value

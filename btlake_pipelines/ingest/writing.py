@@ -17,8 +17,11 @@ from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG
 from btlake_pipelines.errors import BundleRefused
 from btlake_pipelines.ingest import breadcrumb, destinations, faults
 from btlake_pipelines.ingest import market_slices as M
+from btlake_pipelines.ingest.ordering import sort_rows
 from btlake_pipelines.landing.zone import LandingZone
+from btlake_pipelines.metadata.ingest_log import TABLE_PROPERTIES as LOG_PROPERTIES
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
+from btlake_pipelines.metadata.ingest_log_migration import migrate as migrate_ingest_log
 from btlake_pipelines.storage import delta
 from btlake_pipelines.storage import predicates as P
 
@@ -79,10 +82,8 @@ class Writer:
         if frames:
             df = _presorted(frames, ("market", "date", *spec.sort_by))
             if df is None:
-                df = pl.concat(frames, how="diagonal_relaxed")
-                order = [c for c in ("market", "date", *spec.sort_by) if c in df.columns]
-                if not is_sorted(df, order):
-                    df = df.sort(order)
+                df = sort_rows(pl.concat(frames, how="diagonal_relaxed"),
+                               ["market", "date", *spec.sort_by])
             data = df.to_arrow()
         else:
             data = None
@@ -96,6 +97,8 @@ class Writer:
             data = _empty_like(self.lake, table)
             if data is None:
                 return None  # nothing stored, nothing to delete
+        if table == INGEST_LOG:
+            migrate_ingest_log(self.lake)  # a JSON-text log is typed first (one commit, once)
         faults.point(f"before_commit:{table}")
         breadcrumb.writing(table, runs)
         faults.native_write(runs)
@@ -103,7 +106,8 @@ class Writer:
             "btlake.batch": self.batch.batch_id, "btlake.runs": runs[:1000],
             "btlake.run_count": len(runs), "btlake.rows_removed": removed,
             "btlake.rows_added": data.num_rows if added is None else added},
-            snapshot=snapshot)
+            snapshot=snapshot,
+            configuration=LOG_PROPERTIES if table == INGEST_LOG else None)
         faults.point(f"after_commit:{table}")
         self.batch.commits.setdefault(table, []).append(version)
         return version
@@ -125,20 +129,6 @@ def _presorted(frames: list[pl.DataFrame], order: tuple[str, ...]) -> pl.DataFra
         keyed.append((tuple((v is not None, v) for v in first), f))
     keyed.sort(key=lambda item: item[0])
     return pl.concat([f for _, f in keyed], how="diagonal_relaxed")
-
-
-def is_sorted(df: pl.DataFrame, order: list[str]) -> bool:
-    """Whether ``df`` is already in ``order`` (lexicographic, nulls anywhere: no), in one pass:
-    an engine's file is usually sorted, and sorting 10M rows by strings costs seconds."""
-    if df.height < 2:
-        return True
-    less, same = pl.lit(False), pl.lit(True)
-    for c in order:
-        prev = pl.col(c).shift(1)
-        less = less | (same & (prev < pl.col(c)))
-        same = same & (prev == pl.col(c))
-    ok = (less | same).fill_null(False).slice(1)
-    return bool(df.select(ok.all()).item())
 
 
 def _empty_like(lake: str, table: str):

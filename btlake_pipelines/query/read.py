@@ -17,7 +17,7 @@ from btlake_pipelines.contract.tables import (
     Scope,
 )
 from btlake_pipelines.errors import NotFoundError, QueryError
-from btlake_pipelines.query.search import glob_to_regex
+from btlake_pipelines.query.search import strategy_filter, strategy_ids
 from btlake_pipelines.storage.catalog import Catalog
 from btlake_pipelines.storage.delta_log import Commit, history
 from btlake_pipelines.versions.time_travel import parse_time, resolve_as_of
@@ -177,7 +177,7 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
             conditions.append(pl.col("date").is_in(dates))
     if strategy:
         need("strategy_id", "strategy")
-        conditions.append(pl.col("strategy_id").str.contains(glob_to_regex(strategy)))
+        conditions.append(strategy_filter(strategy, strategy_choices(catalog, lf, version)))
     if markets:
         need("market", "market")
         conditions.append(pl.col("market").is_in(markets))
@@ -208,6 +208,19 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
         hashes = tagged.get_column("content_hash").unique().implode()
         lf = lf.filter(pl.col("run_id").is_null() | pl.col("run_hash").is_in(hashes))
     return _project(lf, has, columns, table)
+
+
+def strategy_choices(catalog: Catalog, lf: pl.LazyFrame, version: int | None) -> list[str]:
+    """The strategy ids a ``--strategy`` glob picks among: the runs index's at the latest
+    version (every visible row belongs to a run there); at an older version, the ids that
+    version's rows hold (a replaced run may have changed strategy since)."""
+    if version is None:
+        view = catalog.runs_view()
+        if view is None:
+            return []
+        return catalog.derived(("runs:strategies", catalog.runs_version()),
+                               lambda: strategy_ids(view.frame))
+    return strategy_ids(lf.select(pl.col("strategy_id").unique()).collect())
 
 
 def _run_scoped(table: str) -> bool:

@@ -10,7 +10,9 @@ the metric names the returned runs have).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 import polars as pl
@@ -59,7 +61,8 @@ def search_runs(catalog: Catalog, *, strategy: str | None = None,
         return pl.DataFrame(), 0
     frame = view.frame
     conditions = run_filters(frame.schema, strategy=strategy, market=market, since=since,
-                             until=until, where=where, fields=view)
+                             until=until, where=where, fields=view,
+                             strategies=strategy_ids(frame) if strategy else ())
     if offset < 0 or (limit is not None and limit < 0):
         raise QueryError("limit and offset must be >= 0")
     # Row numbers first, whole rows last: the predicate reads only the columns it names (and
@@ -92,10 +95,13 @@ def result_frame(view: RunsView, rows: pl.Series, *, hidden: tuple[str, ...] = H
 
 
 def run_filters(schema: pl.Schema, *, strategy=None, market=None, since=None, until=None,
-                where=None, fields: FieldSource | None = None) -> pl.Expr | None:
+                where=None, fields: FieldSource | None = None,
+                strategies: Iterable[str | None] = ()) -> pl.Expr | None:
+    """The search options as one expression. ``strategies``: the distinct strategy ids of the
+    runs searched, among which the ``strategy`` glob picks (see :func:`strategy_filter`)."""
     parts: list[pl.Expr] = []
     if strategy:
-        parts.append(pl.col("strategy_id").str.contains(glob_to_regex(strategy)))
+        parts.append(strategy_filter(strategy, strategies))
     if market:
         markets = [market] if isinstance(market, str) else list(market)
         parts.append(pl.any_horizontal([pl.col("markets").list.contains(m) for m in markets]))
@@ -113,84 +119,29 @@ def run_filters(schema: pl.Schema, *, strategy=None, market=None, since=None, un
     return out
 
 
-#: Characters the regex engine of polars (Rust ``regex``) gives a meaning; escaped when literal.
-#: ``<`` and ``>`` are never escaped: ``\<`` is a word boundary there.
-_RX_META = frozenset("\\.+*?()|[]{}^$#&-~")
+def matching_strategies(pattern: str, strategies: Iterable[str | None]) -> list[str]:
+    """The distinct ids among ``strategies`` that the shell glob ``pattern`` matches, exactly
+    as :func:`fnmatch.fnmatchcase` decides: case-sensitive, ``*`` any run of characters
+    (newlines too), ``?`` one, ``[...]`` / ``[!...]`` a set, a metacharacter taken literally
+    inside brackets (``[*]``); there is no backslash escape.
+
+    Strategies are few next to runs (thousands against millions), so the glob is matched in
+    Python over the distinct ids and the rows are then filtered by membership: no glob is
+    ever translated into a regex for another engine."""
+    return sorted({s for s in strategies if s is not None and fnmatchcase(s, pattern)})
 
 
-def glob_to_regex(pattern: str) -> str:
-    """A shell glob (``*``, ``?``, ``[...]``, ``[!...]``) as an anchored regex matching exactly
-    what :func:`fnmatch.fnmatchcase` matches; case-sensitive.
-
-    ``fnmatch.translate`` cannot be handed to polars: it emits atomic groups, look-aheads and
-    set syntax the Rust engine refuses (``a*b*`` failed the search). The glob is translated
-    here instead, its bracket rules mirroring fnmatch's, into syntax Rust accepts."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            if not out or out[-1] != ".*":
-                out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[":
-            j = i
-            if j < n and pattern[j] == "!":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1
-            while j < n and pattern[j] != "]":
-                j += 1
-            if j >= n:
-                out.append("\\[")
-            else:
-                out.append(_glob_set(pattern, i, j))
-                i = j + 1
-        else:
-            out.append(_rx(c))
-    return "(?s)^" + "".join(out) + "\\z"
+def strategy_filter(pattern: str, strategies: Iterable[str | None]) -> pl.Expr:
+    """Rows whose ``strategy_id`` matches ``pattern`` (see :func:`matching_strategies`);
+    ``strategies``: every id the filtered rows can hold (more does no harm)."""
+    return pl.col("strategy_id").is_in(matching_strategies(pattern, strategies))
 
 
-def _rx(ch: str) -> str:
-    return "\\" + ch if ch in _RX_META else ch
-
-
-def _glob_set(pat: str, i: int, j: int) -> str:
-    """The set ``pat[i:j]`` of a ``[...]``, split into chunks around range hyphens and with
-    empty ranges dropped exactly as ``fnmatch.translate`` does."""
-    chunks = [pat[i:j]]
-    if "-" in chunks[0]:
-        chunks = []
-        k = i + 2 if pat[i] == "!" else i + 1
-        while (k := pat.find("-", k, j)) >= 0:
-            chunks.append(pat[i:k])
-            i, k = k + 1, k + 3
-        if pat[i:j]:
-            chunks.append(pat[i:j])
-        else:
-            chunks[-1] += "-"
-        for k in range(len(chunks) - 1, 0, -1):
-            if chunks[k - 1][-1] > chunks[k][0]:
-                chunks[k - 1] = chunks[k - 1][:-1] + chunks[k][1:]
-                del chunks[k]
-    if chunks == [""]:
-        return "[^\\s\\S]"  # an empty set never matches
-    if chunks == ["!"]:
-        return "."  # a negated empty set matches any character
-    negate = chunks[0].startswith("!")
-    if negate:
-        chunks[0] = chunks[0][1:]
-    parts: list[str] = []
-    for k, chunk in enumerate(chunks):
-        if k and chunks[k - 1] and chunk:  # the hyphen between two chunks is a range
-            parts.append(f"{parts.pop()}-{_rx(chunk[0])}")
-            chunk = chunk[1:]
-        elif k:
-            parts.append("\\-")
-        parts.extend(_rx(ch) for ch in chunk)
-    return ("[^" if negate else "[") + "".join(parts) + "]"
+def strategy_ids(frame: pl.DataFrame) -> list[str]:
+    """The distinct strategy ids of a runs frame (the runs index, in memory)."""
+    if "strategy_id" not in frame.columns:
+        return []
+    return frame.get_column("strategy_id").drop_nulls().unique().to_list()
 
 
 def _order(frame: pl.DataFrame, order_by: str | None, desc: bool, *,

@@ -26,8 +26,8 @@ import pyarrow as pa
 from btlake_pipelines.bundles.timestamps import join_nanos
 from btlake_pipelines.contract.tables import FACT_TABLES, NANOS_SUFFIX, Scope
 from btlake_pipelines.errors import QueryError
-from btlake_pipelines.query.read import as_list, check_table
-from btlake_pipelines.query.search import glob_to_regex
+from btlake_pipelines.query.read import as_list, check_table, strategy_choices
+from btlake_pipelines.query.search import strategy_filter
 from btlake_pipelines.storage import delta_log
 from btlake_pipelines.storage.catalog import Catalog
 from btlake_pipelines.storage.delta import PARTITIONS
@@ -73,6 +73,9 @@ def shard_batches(catalog: Catalog, table: str, *, batch_rows: int = 65_536,
     _check_filters(table, schema, runs, strategy, markets, symbols, begin, finish, columns)
     conditions = _conditions(schema, runs, strategy, markets, symbols, begin, finish,
                              market_data)
+    if strategy:  # among the ids of this version's rows (at the latest: the runs index's)
+        conditions.append(strategy_filter(strategy, strategy_choices(
+            catalog, pl.scan_delta(dt), version)))
     if spec is not None and spec.scope is not Scope.MARKET and version is None:
         runs_frame = catalog.runs_frame()
         hashes = runs_frame.get_column("content_hash").unique().implode() \
@@ -128,8 +131,6 @@ def _conditions(schema, runs, strategy, markets, symbols, begin, finish, market_
     out: list[pl.Expr] = []
     if runs:
         out.append(pl.col("run_id").is_in(runs))
-    if strategy:
-        out.append(pl.col("strategy_id").str.contains(glob_to_regex(strategy)))
     if markets:
         out.append(pl.col("market").is_in(markets))
     if symbols:

@@ -71,7 +71,8 @@ def writer_properties(table: str, schema: pa.Schema | None = None):
 
 def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchReader], *,
           predicate: str | None, metadata: Mapping[str, Any], snapshot=None,
-          transactions: Mapping[str, int] | None = None) -> int:
+          transactions: Mapping[str, int] | None = None,
+          configuration: Mapping[str, str] | None = None) -> int:
     """Append ``data`` (predicate None) or replace exactly the rows matching ``predicate`` with
     it, in one commit; returns the new version. Conflicting commits are retried.
     ``metadata`` (``btlake.*`` keys) goes into the commit as JSON values.
@@ -85,7 +86,8 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
     when another writer changed what the predicate covers since; the caller plans again.
 
     ``transactions`` (app id -> version) become Delta ``txn`` actions of the same commit: what
-    exactly-once writers read back with ``DeltaTable.transaction_version``."""
+    exactly-once writers read back with ``DeltaTable.transaction_version``.
+    ``configuration``: table properties, set when this write creates the table."""
     from deltalake import CommitProperties, Transaction, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
@@ -106,6 +108,7 @@ def write(lake: str, table: str, data: pa.Table | Callable[[], pa.RecordBatchRea
                 schema_mode="merge",
                 writer_properties=writer_properties(table, rows.schema),
                 commit_properties=props,
+                configuration=dict(configuration) if configuration else None,
                 storage_options=None if snapshot is not None else storage_options(uri),
             )
             break

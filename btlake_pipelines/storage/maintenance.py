@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from btlake_pipelines.contract.tables import ALL_TABLES, FACT_TABLES
+from btlake_pipelines.metadata.ingest_log_migration import migrate as migrate_ingest_log
 from btlake_pipelines.metadata.runs_migration import migrate as migrate_runs
 from btlake_pipelines.storage import maintenance_state
 from btlake_pipelines.storage.checkpoints import log_state
@@ -71,6 +72,7 @@ def maintain(lake: str, *, tables: list[str] | None = None,
     replica = is_replica(lake)  # its logs are the primary's: nothing may commit there
     if not replica:
         migrate_runs(lake)  # a runs table still in the struct layout is rewritten (one commit)
+        migrate_ingest_log(lake)  # so is an ingest_log still in the JSON-text layout
     reports = []
     for table in tables or list(ALL_TABLES):
         dt = open_table(lake, table)

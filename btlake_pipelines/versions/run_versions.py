@@ -10,6 +10,7 @@ import polars as pl
 
 from btlake_pipelines.contract.tables import INGEST_LOG
 from btlake_pipelines.errors import NotFoundError
+from btlake_pipelines.metadata.ingest_log import as_mapping
 from btlake_pipelines.query.search import jsonable
 from btlake_pipelines.storage import maintenance_state
 from btlake_pipelines.storage.catalog import Catalog
@@ -21,7 +22,8 @@ def run_versions(catalog: Catalog, run_id: str) -> list[dict[str, Any]]:
     dt = catalog.table(INGEST_LOG)
     if dt is None:
         raise NotFoundError(f"unknown run {run_id!r}")
-    log = (pl.scan_delta(dt)
+    log = (pl.scan_delta(dt).select("run_id", "status", "kind", "handled_at", "content_hash",
+                                    "tables", "rows", "destination_uri", "batch_id")
            .filter((pl.col("run_id") == run_id)
                    & pl.col("status").is_in(["ingested", "replaced"])
                    & (pl.col("kind") == "backtest"))
@@ -40,12 +42,17 @@ def run_versions(catalog: Catalog, run_id: str) -> list[dict[str, Any]]:
             "ingested_at": row["handled_at"],
             "status": row["status"],
             "current": i == 0,
-            "versions": json.loads(row["tables"] or "{}"),
-            "rows": json.loads(row["rows"] or "{}"),
+            "versions": _mapping(row["tables"], "version"),
+            "rows": _mapping(row["rows"], "rows"),
             "archive_uri": row["destination_uri"],
             "batch_id": row["batch_id"],
         }))
     return out
+
+
+def _mapping(value: Any, field: str) -> dict[str, Any]:
+    """A row's ``tables`` / ``rows``: typed entries, or JSON text in a log not yet migrated."""
+    return json.loads(value or "{}") if isinstance(value, str | None) else as_mapping(value, field)
 
 
 def _vacuum_cutoff(catalog: Catalog) -> datetime | None:

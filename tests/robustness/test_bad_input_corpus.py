@@ -410,7 +410,7 @@ def test_bad_bundle_is_quarantined_with_its_rule(corpus, case: Case):
 
     logged = [r for r in K.ingest_log(lake) if r["bundle"] == case.name]
     assert [r["status"] for r in logged] == ["quarantined"]
-    assert json.loads(logged[0]["reason"])["rule"] == case.rule
+    assert logged[0]["reason"]["rule"] == case.rule
     assert not (corpus["landing"] / case.name).exists()
     assert not (corpus["landing"] / case.name).is_symlink()
 

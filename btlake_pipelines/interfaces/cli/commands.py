@@ -22,9 +22,8 @@ def ingest(landing_dir: str | None) -> int:
 
     Prints one line per bundle (its folder name, then ingested / unchanged / replaced /
     quarantined: reason) and a summary; exits 1 when a bundle was quarantined."""
-    # in its isolated child, ingestion draws its own counter on a terminal; this clears it
-    batch = lake().ingest(landing_dir, progress=True)
-    render.clear_line()
+    with render.bar() as progress:  # the child's progress events, on a terminal only
+        batch = lake().ingest(landing_dir, progress=progress)
     for r in batch.results:
         # the reason may quote bundle content (a column name, a value): escaped like the name
         status = (f"quarantined: {printable(r.error or '', 600)}" if r.status == "quarantined"

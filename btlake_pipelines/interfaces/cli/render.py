@@ -296,14 +296,33 @@ def progress(what: str) -> Iterator[Callable[[str], None]]:
         yield lambda step: status.update(f"{what} {step} ...")
 
 
-def clear_line() -> None:
-    """Erase a counter left on the terminal's last line of stderr (the ingest child's)."""
-    from rich.control import Control
-    from rich.segment import ControlType
+@contextmanager
+def bar() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A callable showing ``(phase, done, total)`` as rich progress bars, one per phase, on a
+    terminal's stderr, erased when done; None when stderr is not a terminal (a log or a pipe
+    then gets the command's own lines only, as before)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     console = _stderr()
-    if console.is_terminal:
-        console.control(Control.move_to_column(0), Control((ControlType.ERASE_IN_LINE, 2)))
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as shown:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = shown.add_task(safe(phase), total=total)
+            shown.update(tasks[phase], completed=done, total=total)
+
+        yield update
 
 
 def _stderr() -> Console:
