@@ -158,8 +158,9 @@ def write(folder: str | Path, *, run_id: str, strategy_id: str, markets: str | S
           created_at: dt.datetime | str | None, engine: Mapping[str, str],
           params: Mapping[str, Any], metrics: Mapping[str, float | None],
           env: Mapping[str, Any], tables: Mapping[str, pa.Table],
-          extra: Mapping[str, Any] | None = None) -> Path:
-    """Write one backtest bundle (tables first, ``manifest.json`` last) and return its folder."""
+          code_version: str | None = None, tags: Sequence[str] | None = None) -> Path:
+    """Write one backtest bundle (tables first, ``manifest.json`` last) and return its folder.
+    ``code_version`` and ``tags`` go into the manifest only when given."""
     target = bundle_folder(folder, run_id)
     if not isinstance(strategy_id, str) or not strategy_id:
         raise AdapterError("{param} must be a non-empty string", param="strategy_id")
@@ -175,6 +176,9 @@ def write(folder: str | Path, *, run_id: str, strategy_id: str, markets: str | S
         "environment": dict(env),
         "markets": one_market(markets),
         "tables": {name: f"{name}.parquet" for name in tables},
-        **(extra or {}),
     }
+    if code_version:
+        manifest["code_version"] = code_version
+    if tags:
+        manifest["tags"] = list(tags)
     return write_bundle(target, manifest, tables)

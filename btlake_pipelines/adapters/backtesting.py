@@ -96,17 +96,12 @@ def write_bundle(stats: Any, folder: str | Path, *, run_id: str, strategy_id: st
     name = symbol or _data_symbol(strategy) or "asset"
     tables = {"trades": fills(trades, symbol=name, commission=_commission_of(strategy)),
               "equity": equity(equity_curve)}
-    extra: dict[str, Any] = {}
-    if code_version:
-        extra["code_version"] = code_version
-    if tags:
-        extra["tags"] = list(tags)
     return write(folder, run_id=run_id, strategy_id=strategy_id, markets=markets,
                  created_at=created_at,
                  engine={"name": ENGINE, "version": engine_version("backtesting")},
                  params=strategy_params(strategy) if params is None else params,
                  metrics=metrics(stats), env=environment("backtesting", "pandas", "numpy"),
-                 tables=tables, extra=extra)
+                 tables=tables, code_version=code_version, tags=tags)
 
 
 def _parts(stats: Any) -> tuple[Any, Any, Any]:

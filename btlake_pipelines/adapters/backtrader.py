@@ -58,11 +58,6 @@ def write_bundle(strategy: Any, folder: str | Path, *, run_id: str, strategy_id:
                            "unknown; add cerebro.addanalyzer(bt.analyzers.Transactions) and "
                            "run again", param="strategy")
     curve = equity(strategy)
-    extra: dict[str, Any] = {}
-    if code_version:
-        extra["code_version"] = code_version
-    if tags:
-        extra["tags"] = list(tags)
     return write(folder, run_id=run_id, strategy_id=strategy_id, markets=markets,
                  created_at=created_at,
                  engine={"name": ENGINE, "version": engine_version("backtrader")},
@@ -71,7 +66,7 @@ def write_bundle(strategy: Any, folder: str | Path, *, run_id: str, strategy_id:
                  env=environment("backtrader", "numpy"),
                  tables={"trades": fills(strategy, analyzers["Transactions"], symbol=symbol),
                          "equity": curve},
-                 extra=extra)
+                 code_version=code_version, tags=tags)
 
 
 def _analyzers(strategy: Any) -> dict[str, Any]:

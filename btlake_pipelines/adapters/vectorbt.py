@@ -83,11 +83,6 @@ def write_bundle(portfolio: Any, folder: str | Path, *, run_id: str, strategy_id
     (a portfolio does not keep the signal parameters that made it). See the module
     docstring for what goes where."""
     _check(portfolio)
-    extra: dict[str, Any] = {}
-    if code_version:
-        extra["code_version"] = code_version
-    if tags:
-        extra["tags"] = list(tags)
     return write(folder, run_id=run_id, strategy_id=strategy_id, markets=markets,
                  created_at=created_at,
                  engine={"name": ENGINE, "version": engine_version("vectorbt")},
@@ -95,7 +90,7 @@ def write_bundle(portfolio: Any, folder: str | Path, *, run_id: str, strategy_id
                  env=environment("vectorbt", "numba", "pandas", "numpy"),
                  tables={"trades": fills(portfolio, symbol=symbol),
                          "equity": equity(portfolio)},
-                 extra=extra)
+                 code_version=code_version, tags=tags)
 
 
 def _check(portfolio: Any) -> None:
