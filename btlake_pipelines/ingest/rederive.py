@@ -220,7 +220,7 @@ def _rederive_at(lake: str, table: str, wanted: list[Part], sources: dict[Part, 
             results[p].rows = stored.get(p, 0)
             results[p].note = "holds streamed rows, which no archived bundle has; left unchanged"
     wanted_writes = [p for p in wanted if p not in streamed]
-    for chunk in _commit_chunks(wanted_writes):
+    for chunk in P.month_chunks(wanted_writes, MAX_DAYS_PER_COMMIT):
         frames = _load_frames(table, {p: sources[p] for p in chunk})
         writes: list[Part] = []
         data: list[pl.DataFrame] = []
@@ -245,21 +245,6 @@ def _rederive_at(lake: str, table: str, wanted: list[Part], sources: dict[Part, 
             for p in writes:
                 results[p].version = version
     return [results[p] for p in wanted]
-
-
-def _commit_chunks(parts: list[Part]) -> list[list[Part]]:
-    """``parts`` cut into groups of at most ``MAX_DAYS_PER_COMMIT`` days, never splitting a
-    market's month (a month is replaced whole, in one commit)."""
-    months: dict[tuple[str, date], list[Part]] = {}
-    for p in sorted(parts):
-        months.setdefault((p[0], month_start(p[1])), []).append(p)
-    chunks: list[list[Part]] = []
-    for days in months.values():
-        if chunks and len(chunks[-1]) + len(days) <= MAX_DAYS_PER_COMMIT:
-            chunks[-1].extend(days)
-        else:
-            chunks.append(list(days))
-    return chunks
 
 
 def rederive_runs(lake: str, days: list[date]) -> list[Rederived]:

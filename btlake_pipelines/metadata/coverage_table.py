@@ -119,7 +119,7 @@ def refresh(lake: str, table: str, *, source=None, coverage=None) -> CoverageRef
         return CoverageRefresh(table, previous, latest, True, parts, frame.height)
     parts = sorted((m, date.fromisoformat(d)) for m, d in touched if m and d)
     frame = summarise(lake, table, source, parts) if parts else _empty()
-    chunks = _chunks(parts) or [[]]
+    chunks = P.month_chunks(parts, MAX_DAYS_PER_COMMIT) or [[]]
     for i, chunk in enumerate(chunks):
         mine = frame.filter(pl.struct("market", "date").is_in(
             [{"market": m, "date": d} for m, d in chunk])) if chunk else _empty()
@@ -177,21 +177,6 @@ def _shaped(table: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 def _empty() -> pl.DataFrame:
     return pl.DataFrame(pl.from_arrow(SCHEMA.empty_table()))  # type: ignore[arg-type]
-
-
-def _chunks(parts: list[Part]) -> list[list[Part]]:
-    """``parts`` in commits of at most :data:`MAX_DAYS_PER_COMMIT` days, a market's month
-    never split (its clause names the month's partition)."""
-    months: dict[tuple[str, str], list[Part]] = {}
-    for p in parts:
-        months.setdefault((p[0], p[1].strftime("%Y-%m")), []).append(p)
-    chunks: list[list[Part]] = []
-    for days in months.values():
-        if chunks and len(chunks[-1]) + len(days) <= MAX_DAYS_PER_COMMIT:
-            chunks[-1].extend(days)
-        else:
-            chunks.append(list(days))
-    return chunks
 
 
 def _predicate(table: str, parts: list[Part]) -> str:

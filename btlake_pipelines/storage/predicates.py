@@ -61,3 +61,20 @@ def balanced_or(parts: list[str]) -> str:
         return parts[0]
     mid = len(parts) // 2
     return f"({balanced_or(parts[:mid])}) OR ({balanced_or(parts[mid:])})"
+
+
+def month_chunks(parts: Iterable[tuple[str, date]], limit: int) -> list[list[tuple[str, date]]]:
+    """(market, day) partitions in groups of at most ``limit`` days for one commit each,
+    never splitting a market's month: a commit's clause names whole market-months, so a
+    bounded number of days keeps its predicate bounded (a month over ``limit`` days stays
+    one group)."""
+    months: dict[tuple[str, str], list[tuple[str, date]]] = {}
+    for part in sorted(parts):
+        months.setdefault((part[0], part[1].strftime("%Y-%m")), []).append(part)
+    chunks: list[list[tuple[str, date]]] = []
+    for days in months.values():
+        if chunks and len(chunks[-1]) + len(days) <= limit:
+            chunks[-1].extend(days)
+        else:
+            chunks.append(list(days))
+    return chunks
