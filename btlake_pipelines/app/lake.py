@@ -284,24 +284,21 @@ class Lake:
 
     def tag_create(self, name: str, message: str | None = None) -> TagInfo:
         """Record the current version of every table as tag ``name`` (immutable)."""
-        from btlake_pipelines.app.tags import tag_info
         from btlake_pipelines.versions.tags import create_tag
 
-        return tag_info(create_tag(self.uri, name, message))
+        return create_tag(self.uri, name, message)
 
     def tags(self) -> list[TagInfo]:
         """Every tag, oldest first."""
-        from btlake_pipelines.app.tags import tag_info
         from btlake_pipelines.versions.tags import list_tags
 
-        return [tag_info(t) for t in list_tags(self.uri)]
+        return list_tags(self.uri)
 
     def tag_delete(self, name: str) -> TagInfo:
         """Remove tag ``name``: maintenance no longer keeps the versions it alone recorded."""
-        from btlake_pipelines.app.tags import tag_info
         from btlake_pipelines.versions.tags import delete_tag
 
-        return tag_info(delete_tag(self.uri, name))
+        return delete_tag(self.uri, name)
 
     def lineage(self, run_id: str) -> dict[str, Any]:
         """The run's inputs: ``{"run_id", "inputs": [{"table", "market", "symbols", "start",

@@ -56,6 +56,12 @@ class Tag:
     message: str | None
     versions: dict[str, int]
 
+    def record(self) -> dict[str, Any]:
+        """The object of ``btlake tag list --format json``:
+        ``{"name", "created_at", "message", "versions": {TABLE: N}}``."""
+        return {"name": self.name, "created_at": self.created_at.isoformat(),
+                "message": self.message, "versions": dict(self.versions)}
+
 
 def check_name(name: object) -> str:
     """``name`` when it is a valid tag name, else a :class:`QueryError` naming ``name``."""
