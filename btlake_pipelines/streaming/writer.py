@@ -322,8 +322,12 @@ class StreamWriter:
                     self._committed.pop((table, writer), None)
                     self._pending.pop((table, writer), None)
         if error is not None:
-            for writer in writers:
-                self._committed_seq(table, writer)
+            # one log load answers every writer of the failed commit
+            dt = delta.open_table(self.lake, table)
+            with self._cond:
+                for writer in writers:
+                    self._committed.setdefault(
+                        (table, writer), None if dt is None else dt.transaction_version(writer))
         answers = [(future, tag, False) for _, future, tag in items] + \
             [(future, tag, True) for future, tag in buffer.dups]
         lost: dict[str, int] = {}

@@ -37,10 +37,6 @@ TICKET_KEYS = ("table", "run_id", "market", "symbol", "start", "end", "columns",
 _WRITES = {flight.FlightMethod.DO_PUT, flight.FlightMethod.DO_EXCHANGE}
 
 
-class _TokenCheck(flight.ServerMiddleware):
-    pass
-
-
 class TokenMiddlewareFactory(flight.ServerMiddlewareFactory):
     """Refuses a call whose token the lake's rule does not accept: UNAUTHENTICATED when it is
     missing, PERMISSION_DENIED when it is wrong (HTTP's 401 and 403)."""
@@ -60,7 +56,7 @@ class TokenMiddlewareFactory(flight.ServerMiddlewareFactory):
                 "this call needs a token: send the header 'authorization: Bearer <token>'")
         if verdict == "refused":
             raise flight.FlightUnauthorizedError("the token was not accepted for this call")
-        return _TokenCheck()
+        return None  # accepted: nothing to attach to the call
 
 
 class _Acks:
@@ -148,9 +144,6 @@ class LakeFlightServer(flight.FlightServerBase):
                 raise BtlakeError('bad {param}: expected {"writer": ID}', param="body")
             seq = self.stream.last_seq(body.get("writer"), body.get("table"))
         yield flight.Result(pa.py_buffer(json.dumps(seq).encode()))
-
-    def shutdown(self) -> None:
-        super().shutdown()
 
 
 class _status:
