@@ -393,25 +393,6 @@ def commit_millis(actions: list[dict[str, Any]]) -> int | None:
     return None
 
 
-def data_changes(lake: str, table: str, version: int
-                 ) -> set[tuple[str | None, str | None]] | None:
-    """The ``(market, date)`` partitions whose rows commit ``version`` of ``table`` changed:
-    its ``add`` / ``remove`` actions with ``dataChange`` true (a compaction rewrites files with
-    ``dataChange`` false and changes no row). A partition value a table lacks is None (any).
-    None when the commit file is gone (log cleanup)."""
-    found = actions(lake, table, version)
-    if found is None:
-        return None
-    out: set[tuple[str | None, str | None]] = set()
-    for action in found:
-        body = action.get("add") or action.get("remove")
-        if not body or body.get("dataChange") is False:
-            continue
-        values = body.get("partitionValues") or {}
-        out.add((values.get("market"), values.get("date")))
-    return out
-
-
 def version_at(lake: str, table: str, moment: datetime, latest: int) -> int | bool | None:
     """The latest version of ``table`` (at most ``latest``) committed at or before ``moment``,
     found by bisecting the commit files' timestamps (a few small reads, and no label shift

@@ -355,7 +355,7 @@ def _touched(lake: str, table: str, after: int, upto: int
     (None when a commit file is gone or names no partitions)."""
     out: dict[int, set] = {}
     for version in range(after + 1, upto + 1):
-        found = delta_log.data_changes(lake, table, version)
+        found = delta_log.changed_partitions(lake, table, version - 1, version)
         if found is None:
             return None
         out[version] = found

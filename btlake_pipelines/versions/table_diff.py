@@ -30,13 +30,7 @@ def table_diff(catalog: Catalog, table: str, a: int | str, b: int | str) -> dict
                          f"{table!r:.60}", param="table")
     va, vb = (_version(catalog, table, v, name) for v, name in ((a, "a"), (b, "b")))
     low, high = min(va, vb), max(va, vb)
-    touched: set | None = set()
-    for version in range(low + 1, high + 1):
-        found = delta_log.data_changes(catalog.lake, table, version)
-        if found is None:
-            touched = None
-            break
-        touched |= found  # type: ignore[operator]
+    touched = delta_log.changed_partitions(catalog.lake, table, low, high)
     if touched is None:
         touched = _all_partitions(catalog, table, va) | _all_partitions(catalog, table, vb)
     parts = []
