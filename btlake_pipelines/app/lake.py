@@ -78,13 +78,9 @@ class Lake:
              as_of: int | str | datetime | None = None, stale: bool = False) -> pa.Table:
         """Runs matching every filter, most recent first unless ``order_by`` is given;
         ``as_of`` and ``stale`` as for :meth:`find_runs`."""
-        if as_of is not None or stale:
-            return self.find_runs(strategy=strategy, market=market, since=since, until=until,
-                                  where=where, order_by=order_by, desc=desc, limit=limit,
-                                  offset=offset, as_of=as_of, stale=stale).table
-        return self.search(strategy=strategy, market=market, since=since, until=until,
-                           where=where, order_by=order_by, desc=desc, limit=limit,
-                           offset=offset)[0].to_arrow()
+        return self.find_runs(strategy=strategy, market=market, since=since, until=until,
+                              where=where, order_by=order_by, desc=desc, limit=limit,
+                              offset=offset, as_of=as_of, stale=stale).table
 
     def search(self, **options: Any):
         """(matching runs as a polars DataFrame, total matches before limit/offset)."""
@@ -245,22 +241,22 @@ class Lake:
             from btlake_pipelines.ingest.batch import ingest
 
             batch = ingest(self.uri, zone, names, progress=progress)
-        self._refresh_coverage_after_write()
+        if batch.commits:  # only the tables this batch wrote (an empty list means all)
+            self._refresh_coverage_after_write(list(batch.commits))
         return batch
 
     def maintain(self, **options: Any):
         """Compact, Z-order, checkpoint and vacuum; vacuum keeps every version a tag or a
         run's recorded input needs (:meth:`pinned_versions`)."""
-        from btlake_pipelines.storage.maintenance import DEFAULT_RETENTION_HOURS, maintain
+        from btlake_pipelines.contract.tables import ALL_TABLES
+        from btlake_pipelines.storage.maintenance import maintain
         from btlake_pipelines.versions.lineage import RUN_INPUTS
         from btlake_pipelines.versions.tags import TAGS
 
-        reports = maintain(self.uri, keep_versions=self.pinned_versions(), **options)
         if not options.get("tables") and not options.get("partitions"):
-            # btlake's own tables: one small file per ingest batch or tag, compacted here
-            reports += maintain(self.uri, tables=[RUN_INPUTS, TAGS], retention_hours=options.get(
-                "retention_hours", DEFAULT_RETENTION_HOURS))
-        return reports
+            # btlake's own tables too: one small file per ingest batch or tag, compacted here
+            options["tables"] = [*ALL_TABLES, RUN_INPUTS, TAGS]
+        return maintain(self.uri, keep_versions=self.pinned_versions(), **options)
 
     def pinned_versions(self) -> dict[str, set[int]]:
         """Per table, the versions maintenance keeps: those tags and runs' inputs record."""

@@ -27,7 +27,6 @@ commits.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -127,10 +126,6 @@ def refresh(lake: str, table: str, *, source=None, coverage=None) -> CoverageRef
         _write(lake, table, mine, _predicate(table, chunk) if chunk else None,
                latest if last else None, create=coverage is None)
     return CoverageRefresh(table, previous, latest, False, len(parts), frame.height)
-
-
-def refresh_all(lake: str, tables: Iterable[str] = MARKET_TABLES) -> list[CoverageRefresh]:
-    return [refresh(lake, t) for t in tables]
 
 
 def summarise(lake: str, table: str, source, parts: list[Part] | None) -> pl.DataFrame:

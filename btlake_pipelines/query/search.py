@@ -62,7 +62,9 @@ def search_runs(catalog: Catalog, *, strategy: str | None = None,
     frame = view.frame
     conditions = run_filters(frame.schema, strategy=strategy, market=market, since=since,
                              until=until, where=where, fields=view,
-                             strategies=strategy_ids(frame) if strategy else ())
+                             strategies=catalog.derived(
+                                 ("runs:strategies", catalog.runs_version()),
+                                 lambda: strategy_ids(frame)) if strategy else ())
     if offset < 0 or (limit is not None and limit < 0):
         raise QueryError("limit and offset must be >= 0")
     # Row numbers first, whole rows last: the predicate reads only the columns it names (and
