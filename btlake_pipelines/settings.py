@@ -136,10 +136,9 @@ class Settings:
     stream_mb: float | None = None
     debug: bool = False
     #: the crash supervisor and the fault hooks of the crash-safety tests
-    #: (:mod:`btlake_pipelines.ingest.faults`, :mod:`btlake_pipelines.ingest.breadcrumb`)
+    #: (:mod:`btlake_pipelines.ingest.faults`, :mod:`btlake_pipelines.ingest.isolated`)
     fault_point: str | None = None
     fault_pause: str | None = None
-    breadcrumb: str | None = None
     supervised_by: int | None = None
     #: replication (CONTRACT section 8): the replica's root, how often Dagster replicates
     #: (seconds) and the lag past which its asset check fails (seconds)
@@ -200,7 +199,6 @@ _FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("debug", "BTLAKE_DEBUG", bool),
     ("fault_point", "BTLAKE_FAULT_POINT", str),
     ("fault_pause", "BTLAKE_FAULT_PAUSE", str),
-    ("breadcrumb", "BTLAKE_INGEST_BREADCRUMB", str),
     ("supervised_by", "BTLAKE_SUPERVISED_BY", int),
     ("replica", "BTLAKE_REPLICA", str),
     ("replica_interval", "BTLAKE_REPLICA_INTERVAL", int),

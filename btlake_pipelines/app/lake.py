@@ -221,14 +221,15 @@ class Lake:
                               **options)
 
     def ingest(self, landing: str | None = None, names: list[str] | None = None, *,
-               progress=None, isolated: bool = True):
+               progress=None, isolated: bool = True, keep_warm: bool = False):
         """Ingest complete bundles from landing now (the code path the sensor uses).
 
         ``isolated`` (the default) ingests in a child process: a bundle whose ingestion kills
         its process (a native crash) is retried once and then quarantined as
         ``ingest_crashed``, and this process lives on. ``progress``: a callable
         ``(phase, done, total)``, called in this process either way (isolated, with the
-        child's events)."""
+        child's events). ``keep_warm`` (a long-lived caller, such as the HTTP server): leave
+        a child process started for the next ingest, which then skips its start-up."""
         from btlake_pipelines.landing import open_landing
 
         zone = open_landing(landing or self.settings.landing)
@@ -236,7 +237,8 @@ class Lake:
             from btlake_pipelines.ingest.isolated import ingest_isolated
 
             batch = ingest_isolated(self.uri, zone, names,
-                                    progress=progress if callable(progress) else None)
+                                    progress=progress if callable(progress) else None,
+                                    keep_warm=keep_warm)
         else:
             from btlake_pipelines.ingest.batch import ingest
 

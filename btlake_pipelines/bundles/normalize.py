@@ -38,6 +38,11 @@ def normalize_table(raw: pa.Table, *, spec: TableSpec, manifest: Manifest, bundl
     except Exception as exc:  # an Arrow type polars cannot hold, e.g. an exotic extension
         raise refuse("type", f"unsupported column type: {str(exc)[:160]}") from None
     assert isinstance(df, pl.DataFrame)
+    # dictionary-encoded text (as written by some engines, or read so for speed) is stored as
+    # plain strings: Delta has no dictionary type
+    coded = [c for c, t in df.schema.items() if isinstance(t, pl.Categorical | pl.Enum)]
+    if coded:
+        df = df.with_columns(pl.col(coded).cast(pl.String))
 
     df = _keep_reserved_as_source(df, manifest, refuse, run_rows=not market_rows)
     df = _cast_required(df, spec, refuse)

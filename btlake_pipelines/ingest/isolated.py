@@ -16,6 +16,13 @@ So a poison bundle is retried at most once, whoever started the ingest. Nothing 
 left behind needs undoing: the write path is crash-safe by itself (see ``ingest/batch.py``).
 The child dies with its supervisor (``PR_SET_PDEATHSIG``), so killing ``btlake ingest`` kills
 the whole ingest, as it did when it ran in one process.
+
+A child costs an interpreter start and the imports of Arrow, polars, deltalake and pandera,
+about a second. It is therefore started before its job is known: first thing in
+:func:`ingest_isolated` (its imports overlap the listing of landing, and this module imports
+none of them), and, for a long-lived caller such as the HTTP server (``keep_warm``), right
+after the previous ingest, so the next upload finds it ready. The child reads its job from
+stdin and writes every message (progress, breadcrumbs, the result) as one JSON line to a pipe.
 """
 
 from __future__ import annotations
@@ -27,16 +34,17 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
 from collections.abc import Callable
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from btlake_pipelines.errors import BtlakeError, BundleRefused
-from btlake_pipelines.ingest import breadcrumb
-from btlake_pipelines.ingest.batch import BatchResult, quarantine_refused
 from btlake_pipelines.landing.zone import LandingZone
-from btlake_pipelines.metadata.ingest_log import BundleResult
 from btlake_pipelines.settings import current, environment_for_child
+
+if TYPE_CHECKING:
+    from btlake_pipelines.ingest.writing import BatchResult
 
 Progress = Callable[[str, int, int], None]
 #: Crashes of one bundle after which it is quarantined instead of tried again.
@@ -49,11 +57,26 @@ class IngestFailed(RuntimeError):
 
 
 def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None, *,
-                    progress: Progress | None = None) -> BatchResult:
+                    progress: Progress | None = None, keep_warm: bool = False) -> BatchResult:
     """Ingest ``names`` (default: every complete bundle) in child processes, quarantining a
     bundle whose ingestion kills its process twice. ``progress``: called here, in the
     caller's process, with each ``(phase, done, total)`` event of the children (they send
-    them as JSON lines through a pipe), so the caller decides how progress is shown."""
+    them as JSON lines through a pipe), so the caller decides how progress is shown.
+    ``keep_warm``: leave a child started for the next call (a long-lived caller)."""
+    prestart()  # its imports overlap the listing below
+    try:
+        return _ingest(lake, zone, names, progress)
+    finally:
+        if keep_warm:
+            prestart()
+        else:
+            release()
+
+
+def _ingest(lake: str, zone: LandingZone, names: list[str] | None,
+            progress: Progress | None) -> BatchResult:
+    from btlake_pipelines.ingest.batch import BatchResult, quarantine_refused
+
     listed = names is None
     names = zone.complete_bundles() if names is None else list(names)
     merged = BatchResult(batch_id="")
@@ -83,46 +106,141 @@ def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None
     return merged
 
 
+# --- the children ----------------------------------------------------------------------------
+
+
+class _Child:
+    """One ingesting child process, started ahead of its job: it imports what ingestion
+    needs, then waits for one job on stdin, runs it and exits."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        read_end, write_end = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "btlake_pipelines.ingest.isolated", str(write_end)],
+                env=env, stdin=subprocess.PIPE, pass_fds=(write_end,))
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)  # the child holds the only write end: EOF when it ends
+        self.messages = os.fdopen(read_end, "r", encoding="utf-8", errors="replace")
+
+    def fits(self, env: dict[str, str]) -> bool:
+        """Whether this child is alive and was started with the environment ``env``."""
+        return self.env == env and self.proc.poll() is None
+
+    def run(self, job: dict, progress: Progress | None
+            ) -> tuple[dict | None, int, str | None]:
+        """Hand ``job`` over and follow the child to its end: (its result document or None,
+        its exit status, the table its last breadcrumb names)."""
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):  # it died waiting: reported below, as a crash
+            self.proc.stdin.write(json.dumps(job).encode() + b"\n")
+            self.proc.stdin.close()
+        result, table = None, None
+        with self.messages as lines:
+            for line in lines:  # read to the end even if showing fails: the child never blocks
+                try:
+                    (kind, value), = json.loads(line).items()
+                except (ValueError, AttributeError):
+                    continue
+                if kind == "result":
+                    result = value
+                elif kind == "crumb":
+                    table = value.get("table")
+                elif kind == "progress" and progress is not None:
+                    with contextlib.suppress(Exception):  # progress never costs an ingest
+                        progress(str(value[0]), int(value[1]), int(value[2]))
+        return result, self.proc.wait(), table
+
+    def release(self) -> None:
+        """Let an unused child go: on end of input it exits without doing anything."""
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        self.messages.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_lock = threading.Lock()
+_ready: _Child | None = None
+#: Children are started from this one thread, which lives as long as the process: Linux sends
+#: ``PR_SET_PDEATHSIG`` when the *thread* that started a child ends, and a server's request
+#: thread may end while the child it started ahead still has work to do.
+_spawner: ThreadPoolExecutor | None = None
+
+
+def _child_environment() -> dict[str, str]:
+    return environment_for_child(current().with_(supervised_by=os.getpid()))
+
+
+def _start(env: dict[str, str]) -> _Child:
+    global _spawner
+    with _lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(1, thread_name_prefix="btlake-ingest-spawner")
+        spawner = _spawner
+    return spawner.submit(_Child, env).result()
+
+
+def prestart() -> None:
+    """Have a child ready for this process's next ingest (no-op when one with the current
+    settings is)."""
+    global _ready
+    env = _child_environment()
+    with _lock:
+        stale, _ready = (None, _ready) if _ready is not None and _ready.fits(env) \
+            else (_ready, None)
+        if _ready is not None:
+            return
+    if stale is not None:
+        stale.release()
+    child = _start(env)
+    with _lock:
+        spare, _ready = _ready, child
+    if spare is not None:  # another thread started one meanwhile
+        spare.release()
+
+
+def release() -> None:
+    """Let the child started ahead go, if it is still unused."""
+    global _ready
+    with _lock:
+        child, _ready = _ready, None
+    if child is not None:
+        child.release()
+
+
+def _take() -> _Child:
+    """The child started ahead when it fits the current settings, else a new one."""
+    global _ready
+    env = _child_environment()
+    with _lock:
+        child, _ready = _ready, None
+    if child is not None and child.fits(env):
+        return child
+    if child is not None:
+        child.release()
+    return _start(env)
+
+
 def _run_child(lake: str, zone: LandingZone, names: list[str], progress: Progress | None,
                listed: bool = False) -> tuple[BatchResult | None, tuple[str, str | None]]:
     """(the child's result, None) or (None, (signal name, table being written))."""
-    with tempfile.TemporaryDirectory(prefix="btlake-ingest-") as tmp:
-        job = Path(tmp) / "job.json"
-        out = Path(tmp) / "result.json"
-        crumb = Path(tmp) / "breadcrumb.json"
-        read_end, write_end = os.pipe() if progress else (None, None)
-        job.write_text(json.dumps({"lake": lake, "landing": zone.uri, "names": names,
-                                   "progress_fd": write_end, "listed": listed,
-                                   "out": str(out)}))
-        env = environment_for_child(current().with_(supervised_by=os.getpid(),
-                                                    breadcrumb=str(crumb)))
-        proc = subprocess.Popen([sys.executable, "-m", "btlake_pipelines.ingest.isolated",
-                                 str(job)], env=env, stdin=subprocess.DEVNULL,
-                                pass_fds=() if write_end is None else (write_end,))
-        if read_end is not None and write_end is not None and progress is not None:
-            os.close(write_end)  # the child holds the only write end: EOF when it ends
-            _relay(read_end, progress)
-        proc.wait()
-        if proc.returncode == 0 and out.exists():
-            return _result_from_doc(json.loads(out.read_text())), ("", None)
-        table = breadcrumb.read(str(crumb)).get("table")
-        if proc.returncode < 0:
-            return None, (signal.Signals(-proc.returncode).name, table)
-        return None, (f"exit status {proc.returncode}", table)
-
-
-def _relay(read_end: int, progress: Progress) -> None:
-    """Hand each progress event the child writes (one JSON line each) to ``progress``, until
-    the child ends; a line that is not an event is skipped."""
-    with os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as events:
-        for line in events:  # read to the end even if showing fails: the child never blocks
-            try:
-                event = json.loads(line)
-                phase, done, total = str(event["phase"]), int(event["done"]), int(event["total"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            with contextlib.suppress(Exception):  # progress is shown, never worth an ingest
-                progress(phase, done, total)
+    job = {"lake": lake, "landing": zone.uri, "names": names, "listed": listed,
+           "progress": progress is not None}
+    doc, code, table = _take().run(job, progress)
+    if doc is not None:
+        return _result_from_doc(doc), ("", None)
+    if code < 0:
+        return None, (signal.Signals(-code).name, table)
+    return None, (f"exit status {code}", table)
 
 
 def _merge(into: BatchResult, part: BatchResult) -> None:
@@ -138,6 +256,9 @@ def _result_to_doc(batch: BatchResult) -> dict:
 
 
 def _result_from_doc(doc: dict) -> BatchResult:
+    from btlake_pipelines.ingest.batch import BatchResult
+    from btlake_pipelines.metadata.ingest_log import BundleResult
+
     if "error" in doc:
         err = doc["error"]
         if err.get("user"):
@@ -162,36 +283,40 @@ def _die_with_parent() -> None:
         os._exit(1)  # the supervisor died before prctl took effect
 
 
-def _child(job_path: str) -> int:
+def _serve(fd: int) -> int:
+    """The child: import what ingestion needs, wait for the job on stdin (none: released
+    unused), run it and send the result; every message is one JSON line on ``fd``."""
+    messages = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+
+    def send(kind: str, value) -> None:
+        with contextlib.suppress(OSError):  # a supervisor gone or deaf: ingest on regardless
+            messages.write(json.dumps({kind: value}, default=str) + "\n")
+
+    from btlake_pipelines.ingest import breadcrumb
     from btlake_pipelines.ingest.batch import ingest
     from btlake_pipelines.landing import open_landing
 
-    job = json.loads(Path(job_path).read_text())
-    fd = job.get("progress_fd")
-    events = os.fdopen(fd, "w", buffering=1, encoding="utf-8") if fd is not None else None
-
-    def progress(phase: str, done: int, total: int) -> None:
-        assert events is not None
-        with contextlib.suppress(OSError):  # a supervisor gone or deaf: ingest on regardless
-            events.write(json.dumps({"phase": phase, "done": done, "total": total}) + "\n")
-
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    job = json.loads(line)
+    breadcrumb.report_to(lambda crumb: send("crumb", crumb))
     try:
         batch = ingest(job["lake"], open_landing(job["landing"]), job["names"],
-                       progress=progress if events is not None else None,
-                       from_listing=job.get("listed", False))
+                       progress=(lambda phase, done, total: send("progress", [phase, done, total]))
+                       if job["progress"] else None,
+                       from_listing=job["listed"])
         doc = _result_to_doc(batch)
     except Exception as exc:
         doc = {"error": {"type": type(exc).__name__, "message": str(exc),
                          "user": isinstance(exc, BtlakeError)}}
-    tmp = Path(job["out"] + ".part")
-    tmp.write_text(json.dumps(doc, default=str))
-    tmp.replace(job["out"])
+    send("result", doc)
     return 0
 
 
 if __name__ == "__main__":
     _die_with_parent()
-    code = _child(sys.argv[1])
+    code = _serve(int(sys.argv[1]))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # never a native abort at interpreter shutdown (TRAPS.md)

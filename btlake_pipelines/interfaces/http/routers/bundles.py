@@ -80,7 +80,7 @@ async def upload_bundle(
 
 def _ingest(state: ServerState, run_id: str) -> JSONResponse:
     with state.ingest_lock:
-        batch = state.lake.ingest(names=[run_id])
+        batch = state.lake.ingest(names=[run_id], keep_warm=True)  # the next upload's child
     if not batch.results:
         # another ingester (the sensor) took the bundle between publish and ingest
         accepted = BundleAccepted(run_id=run_id, status="published",
