@@ -97,7 +97,7 @@ def resolve_batch(lake: str, bundles: list[Any]) -> tuple[list[Any], list[Bundle
 
 def _resolve(catalog: Catalog, bundle: str, i: int, spec: InputSpec, created_at: datetime,
              history: dict, prints: dict) -> Resolved:
-    from btlake_pipelines.versions.tags import get_tag
+    from btlake_pipelines.versions.tags import cached_tag
 
     def refuse(message: str) -> BundleRefused:
         return BundleRefused(bundle, "inputs", f"inputs[{i}]: {message}", table="manifest",
@@ -107,7 +107,7 @@ def _resolve(catalog: Catalog, bundle: str, i: int, spec: InputSpec, created_at:
     latest = None if dt is None else dt.version()
     if spec.tag is not None:
         try:
-            tag = get_tag(catalog.lake, spec.tag)
+            tag = cached_tag(catalog, spec.tag)
         except NotFoundError:
             raise refuse(f"unknown tag '{spec.tag}'") from None
         version, how = tag.versions.get(spec.table), "tag"
