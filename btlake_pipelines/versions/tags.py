@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from btlake_pipelines.contract.run_ids import RUN_ID_PATTERN
+from btlake_pipelines.contract.run_ids import NAME_RULE, is_valid_name
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS
 from btlake_pipelines.errors import BtlakeError, NotFoundError, QueryError, TagExistsError
 from btlake_pipelines.storage import predicates as P
@@ -35,7 +35,6 @@ from btlake_pipelines.storage.delta_log import table_uri
 TAGS = "_tags"
 #: ``as_of`` values naming a tag: ``tag:NAME``.
 PREFIX = "tag:"
-NAME_RULE = "1 to 128 characters of A-Z a-z 0-9 . _ -, not starting with '.'"
 #: The order versions are captured in (see the module docstring).
 CAPTURE_ORDER: tuple[str, ...] = (RUNS, *FACT_TABLES, INGEST_LOG)
 SCHEMA = pa.schema([
@@ -72,7 +71,7 @@ class Tag:
 
 def check_name(name: object) -> str:
     """``name`` when it is a valid tag name, else a :class:`QueryError` naming ``name``."""
-    if not isinstance(name, str) or RUN_ID_PATTERN.fullmatch(name) is None:
+    if not is_valid_name(name):
         raise QueryError(f"{{param}} must be {NAME_RULE}, got {str(name)[:60]!r}",
                          param="name")
     return name
