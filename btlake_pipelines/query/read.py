@@ -37,15 +37,17 @@ def check_table(table: str) -> None:
 
 
 def read_table(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
-               symbol=None, start=None, end=None, columns=None, as_of=None) -> pa.Table:
+               symbol=None, start=None, end=None, columns=None, as_of=None,
+               pinned=None) -> pa.Table:
     """The rows of ``table`` matching every filter given (see ``btlake read``).
 
     Runs are read whole: a run whose rows in the latest version belong to a batch that has not
     yet written its ``runs`` rows (in progress, or killed) is read at the version its ``runs``
-    row pins, so a reader never sees half of a replace."""
+    row pins, so a reader never sees half of a replace. ``pinned``: see :func:`scan_slice`."""
     def lazy() -> pl.LazyFrame:
         return scan_read(catalog, table, run_id=run_id, strategy=strategy, market=market,
-                         symbol=symbol, start=start, end=end, columns=columns, as_of=as_of)
+                         symbol=symbol, start=start, end=end, columns=columns, as_of=as_of,
+                         pinned=pinned)
 
     if as_of is None and run_id is None and strategy is None and start is not None \
             and end is not None:
@@ -64,12 +66,13 @@ def read_table(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
 
 
 def scan_read(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
-              symbol=None, start=None, end=None, columns=None, as_of=None) -> pl.LazyFrame:
+              symbol=None, start=None, end=None, columns=None, as_of=None,
+              pinned=None) -> pl.LazyFrame:
     """The lazy form of :func:`read_table` (timestamps still split), runs mid-replace included
     at their pinned version: what streaming exports (the HTTP downloads) collect in batches."""
     options = dict(run_id=run_id, strategy=strategy, market=market, symbol=symbol,
                    start=start, end=end, columns=columns)
-    frames = [scan_slice(catalog, table, as_of=as_of, **options)]
+    frames = [scan_slice(catalog, table, as_of=as_of, pinned=pinned, **options)]
     if as_of is None:
         wanted = set(as_list(run_id))
         for version, runs in _pinned_runs(catalog, table).items():
@@ -144,14 +147,20 @@ def _recent_history(dt) -> Iterator[Commit]:
 
 
 def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
-               symbol=None, start=None, end=None, columns=None, as_of=None) -> pl.LazyFrame:
-    """The lazy form of :func:`read_table` (timestamps still split), for streaming exports."""
+               symbol=None, start=None, end=None, columns=None, as_of=None,
+               pinned=None) -> pl.LazyFrame:
+    """The lazy form of :func:`read_table` (timestamps still split), for streaming exports.
+    ``pinned``: ``table`` already loaded at ``as_of`` (by ``Catalog.table_at``), for a caller
+    reading several slices of one version that opens it once."""
     check_table(table)
     filters = SliceFilters.parse(run_id=run_id, strategy=strategy, market=market,
                                  symbol=symbol, start=start, end=end, columns=columns)
     version = resolve_as_of(catalog, table, as_of) if as_of is not None else None
 
-    dt = catalog.table(table) if version is None else catalog.table_at(table, version)
+    if pinned is not None:
+        dt = pinned
+    else:
+        dt = catalog.table(table) if version is None else catalog.table_at(table, version)
     if dt is None:
         return _empty(table, filters.columns)
     lf = pl.scan_delta(dt)
