@@ -55,11 +55,11 @@ def read_table(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
         from btlake_pipelines.query.fast_slice import fast_market_slice
 
         check_table(table)
-        fast = fast_market_slice(
-            catalog, table, lazy, markets=as_list(market), symbols=as_list(symbol),
-            begin=parse_time(start, what="start"), finish=parse_time(end, what="end"),
-            columns=[c.strip() for c in columns.split(",") if c.strip()]
-            if isinstance(columns, str) else columns)
+        given = SliceFilters.parse(market=market, symbol=symbol, start=start, end=end,
+                                   columns=columns)
+        fast = fast_market_slice(catalog, table, lazy, markets=given.markets,
+                                 symbols=given.symbols, begin=given.begin,
+                                 finish=given.finish, columns=given.columns)
         if fast is not None:
             return join_nanos(fast)
     return join_nanos(lazy().collect().to_arrow())
