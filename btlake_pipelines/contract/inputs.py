@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from btlake_pipelines.contract.run_ids import RUN_ID_PATTERN
+from btlake_pipelines.contract.run_ids import NAME_RULE, is_valid_name
 from btlake_pipelines.contract.tables import FACT_TABLES
 from btlake_pipelines.contract.values import MARKET_PATTERN, MARKET_RULE, parse_timestamp
 
@@ -83,9 +83,8 @@ def parse_inputs(value: Any, refuse) -> tuple[InputSpec, ...]:
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)
                                     or not 0 <= version < 2**62):
             raise bad(i, f"version must be an integer >= 0, got {version!r:.60}")
-        if tag is not None and (not isinstance(tag, str) or not RUN_ID_PATTERN.fullmatch(tag)):
-            raise bad(i, "tag must be 1 to 128 characters of A-Z a-z 0-9 . _ -, not starting "
-                         "with '.'")
+        if tag is not None and not is_valid_name(tag):
+            raise bad(i, f"tag must be {NAME_RULE}")
         out.append(InputSpec(table, market, times[0], times[1],
                              tuple(dict.fromkeys(symbols)), version, tag))
     return tuple(out)

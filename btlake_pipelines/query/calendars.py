@@ -75,8 +75,8 @@ def market_days(market: str, first: date, last: date,
         if last >= first else []
     if name is None:
         return MarketDays(market, None, days, [], [])
-    sessions = set(_sessions(name, first.year, last.year))
-    weekmask = _weekmask(name)
+    listed, weekmask = _calendar_days(name, first.year, last.year)
+    sessions = set(listed)
     open_days = [d for d in days if d in sessions]
     weekends = [d for d in days if d not in sessions and weekmask[d.weekday()] == "0"]
     holidays = [d for d in days if d not in sessions and weekmask[d.weekday()] == "1"]
@@ -91,9 +91,11 @@ def _known() -> frozenset[str]:
 
 
 @lru_cache(maxsize=64)
-def _sessions(name: str, first_year: int, last_year: int) -> tuple[date, ...]:
-    """The sessions of calendar ``name`` over whole years (cached: building a calendar takes
-    a moment), clipped to the years the calendar knows."""
+def _calendar_days(name: str, first_year: int, last_year: int
+                   ) -> tuple[tuple[date, ...], str]:
+    """The sessions of calendar ``name`` over whole years, clipped to the years the calendar
+    knows, and its weekmask (``"1111100"``: the weekdays it trades), both from one calendar
+    built for those years (cached: building a calendar takes a moment)."""
     import warnings
 
     import exchange_calendars as xcals
@@ -105,19 +107,10 @@ def _sessions(name: str, first_year: int, last_year: int) -> tuple[date, ...]:
                                      end=f"{last_year}-12-31")
         except Exception:  # years out of its bounds (errors vary by calendar): what it has
             cal = xcals.get_calendar(name)
+        weekmask = str(cal.weekmask)
         lo = max(date(first_year, 1, 1), cal.first_session.date())
         hi = min(date(last_year, 12, 31), cal.last_session.date())
         if hi < lo:
-            return ()
-        return tuple(ts.date() for ts in cal.sessions_in_range(lo.isoformat(), hi.isoformat()))
-
-
-@lru_cache(maxsize=64)
-def _weekmask(name: str) -> str:
-    import warnings
-
-    import exchange_calendars as xcals
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return str(xcals.get_calendar(name).weekmask)
+            return (), weekmask
+        return tuple(ts.date() for ts in cal.sessions_in_range(lo.isoformat(),
+                                                               hi.isoformat())), weekmask

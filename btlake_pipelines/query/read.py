@@ -3,7 +3,9 @@ and exact nanosecond timestamps restored."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
@@ -35,15 +37,17 @@ def check_table(table: str) -> None:
 
 
 def read_table(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
-               symbol=None, start=None, end=None, columns=None, as_of=None) -> pa.Table:
+               symbol=None, start=None, end=None, columns=None, as_of=None,
+               pinned=None) -> pa.Table:
     """The rows of ``table`` matching every filter given (see ``btlake read``).
 
     Runs are read whole: a run whose rows in the latest version belong to a batch that has not
     yet written its ``runs`` rows (in progress, or killed) is read at the version its ``runs``
-    row pins, so a reader never sees half of a replace."""
+    row pins, so a reader never sees half of a replace. ``pinned``: see :func:`scan_slice`."""
     def lazy() -> pl.LazyFrame:
         return scan_read(catalog, table, run_id=run_id, strategy=strategy, market=market,
-                         symbol=symbol, start=start, end=end, columns=columns, as_of=as_of)
+                         symbol=symbol, start=start, end=end, columns=columns, as_of=as_of,
+                         pinned=pinned)
 
     if as_of is None and run_id is None and strategy is None and start is not None \
             and end is not None:
@@ -51,23 +55,24 @@ def read_table(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
         from btlake_pipelines.query.fast_slice import fast_market_slice
 
         check_table(table)
-        fast = fast_market_slice(
-            catalog, table, lazy, markets=as_list(market), symbols=as_list(symbol),
-            begin=parse_time(start, what="start"), finish=parse_time(end, what="end"),
-            columns=[c.strip() for c in columns.split(",") if c.strip()]
-            if isinstance(columns, str) else columns)
+        given = SliceFilters.parse(market=market, symbol=symbol, start=start, end=end,
+                                   columns=columns)
+        fast = fast_market_slice(catalog, table, lazy, markets=given.markets,
+                                 symbols=given.symbols, begin=given.begin,
+                                 finish=given.finish, columns=given.columns)
         if fast is not None:
             return join_nanos(fast)
     return join_nanos(lazy().collect().to_arrow())
 
 
 def scan_read(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
-              symbol=None, start=None, end=None, columns=None, as_of=None) -> pl.LazyFrame:
+              symbol=None, start=None, end=None, columns=None, as_of=None,
+              pinned=None) -> pl.LazyFrame:
     """The lazy form of :func:`read_table` (timestamps still split), runs mid-replace included
     at their pinned version: what streaming exports (the HTTP downloads) collect in batches."""
     options = dict(run_id=run_id, strategy=strategy, market=market, symbol=symbol,
                    start=start, end=end, columns=columns)
-    frames = [scan_slice(catalog, table, as_of=as_of, **options)]
+    frames = [scan_slice(catalog, table, as_of=as_of, pinned=pinned, **options)]
     if as_of is None:
         wanted = set(as_list(run_id))
         for version, runs in _pinned_runs(catalog, table).items():
@@ -142,72 +147,120 @@ def _recent_history(dt) -> Iterator[Commit]:
 
 
 def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, market=None,
-               symbol=None, start=None, end=None, columns=None, as_of=None) -> pl.LazyFrame:
-    """The lazy form of :func:`read_table` (timestamps still split), for streaming exports."""
+               symbol=None, start=None, end=None, columns=None, as_of=None,
+               pinned=None) -> pl.LazyFrame:
+    """The lazy form of :func:`read_table` (timestamps still split), for streaming exports.
+    ``pinned``: ``table`` already loaded at ``as_of`` (by ``Catalog.table_at``), for a caller
+    reading several slices of one version that opens it once."""
     check_table(table)
-    runs_ids, markets, symbols = as_list(run_id), as_list(market), as_list(symbol)
-    if isinstance(columns, str):
-        columns = [c.strip() for c in columns.split(",") if c.strip()]
-    begin = parse_time(start, what="start") if start is not None else None
-    finish = parse_time(end, what="end") if end is not None else None
+    filters = SliceFilters.parse(run_id=run_id, strategy=strategy, market=market,
+                                 symbol=symbol, start=start, end=end, columns=columns)
     version = resolve_as_of(catalog, table, as_of) if as_of is not None else None
 
-    dt = catalog.table(table) if version is None else catalog.table_at(table, version)
+    if pinned is not None:
+        dt = pinned
+    else:
+        dt = catalog.table(table) if version is None else catalog.table_at(table, version)
     if dt is None:
-        return _empty(table, columns)
+        return _empty(table, filters.columns)
     lf = pl.scan_delta(dt)
     if version is None:  # the latest version's schema, worked out once per version
         schema = catalog.derived((f"schema:{table}", dt.version()), lf.collect_schema)
     else:
         schema = lf.collect_schema()
-    run_scoped = table in FACT_TABLES and FACT_TABLES[table].scope is not Scope.MARKET
     has = schema.names()
+    conditions = filter_conditions(catalog, table, has, filters, lambda: lf, version)
+    for cond in conditions + _partition_pruning(catalog, table, filters):
+        lf = lf.filter(cond)
+    if _run_scoped(table) and version is None:
+        lf = lf.filter(visible_runs(catalog, filters.run_ids))
+    elif _run_scoped(table) and (tagged := _tag_runs(catalog, as_of)) is not None:
+        # at a tag, as at the latest version: only rows of runs the tag's ``runs`` shows
+        lf = lf.filter(_of_runs(tagged.get_column("content_hash").unique().implode()))
+    keep = projection(table, has, filters.columns)
+    return lf if keep is None else lf.select(keep)
 
-    def need(column: str, param: str) -> None:
-        if column not in has:
+
+@dataclass(frozen=True)
+class SliceFilters:
+    """The filters of ``Lake.read``, parsed once, for the two readers that apply them: the
+    polars scan here and the file-by-file shards (:mod:`btlake_pipelines.query.shards`)."""
+
+    run_ids: list[str]
+    strategy: str | None
+    markets: list[str]
+    symbols: list[str]
+    begin: datetime | None
+    finish: datetime | None
+    columns: list[str] | None
+
+    @classmethod
+    def parse(cls, *, run_id=None, strategy=None, market=None, symbol=None, start=None,
+              end=None, columns=None) -> SliceFilters:
+        if isinstance(columns, str):
+            columns = [c.strip() for c in columns.split(",") if c.strip()]
+        return cls(as_list(run_id), strategy, as_list(market), as_list(symbol),
+                   parse_time(start, what="start") if start is not None else None,
+                   parse_time(end, what="end") if end is not None else None, columns)
+
+
+def filter_conditions(catalog: Catalog, table: str, has: list[str], filters: SliceFilters,
+                      scan: Callable[[], pl.LazyFrame],
+                      version: int | datetime | None) -> list[pl.Expr]:
+    """The row conditions of ``filters`` on ``version`` (None: the latest) of ``table``, whose
+    columns are ``has``; a :class:`QueryError` first for a filter the table has no column for.
+    ``scan()``: that version's rows, read only for the strategy ids an old version holds."""
+    time_col = _check_applies(table, has, filters)
+    out: list[pl.Expr] = []
+    if filters.run_ids:
+        out.append(pl.col("run_id").is_in(filters.run_ids))
+    if filters.strategy:
+        out.append(strategy_filter(filters.strategy,
+                                   strategy_choices(catalog, scan(), version)))
+    if filters.markets:
+        out.append(pl.col("market").is_in(filters.markets))
+    if filters.symbols:
+        out.append(pl.col("symbol").is_in(filters.symbols))
+    if filters.begin is not None:
+        out.append(pl.col(time_col) >= filters.begin)
+    if filters.finish is not None:
+        out.append(pl.col(time_col) < filters.finish)
+    return out
+
+
+def _check_applies(table: str, has: list[str], filters: SliceFilters) -> str:
+    """The time column the time filters apply to, after checking that every filter given has
+    its column in ``table``."""
+    for given, column, param in ((filters.run_ids, "run_id", "run_id"),
+                                 (filters.strategy, "strategy_id", "strategy"),
+                                 (filters.markets, "market", "market"),
+                                 (filters.symbols, "symbol", "symbol")):
+        if given and column not in has:
             raise QueryError(f"{{param}} does not apply to table '{table}' (it has no "
                              f"'{column}' column)", param=param)
+    time_col = "ts" if "ts" in has else "created_at"
+    if (filters.begin is not None or filters.finish is not None) and time_col not in has:
+        raise QueryError(f"{{param}} does not apply to table '{table}' (it has no time "
+                         "column)", param="start" if filters.begin is not None else "end")
+    return time_col
 
-    conditions: list[pl.Expr] = []
-    if runs_ids:
-        need("run_id", "run_id")
-        conditions.append(pl.col("run_id").is_in(runs_ids))
-        dates = _run_dates(catalog, runs_ids) if run_scoped else None
+
+def _partition_pruning(catalog: Catalog, table: str, filters: SliceFilters) -> list[pl.Expr]:
+    """Conditions on the partition columns that let the scan skip whole partitions: the
+    run dates of the runs asked for, and the trading dates of a market-data time range
+    (the shards skip files by the log's partition values instead)."""
+    out: list[pl.Expr] = []
+    if filters.run_ids and _run_scoped(table):
+        dates = _run_dates(catalog, filters.run_ids)
         if dates is not None:
-            conditions.append(pl.col("date").is_in(dates))
-    if strategy:
-        need("strategy_id", "strategy")
-        conditions.append(strategy_filter(strategy, strategy_choices(catalog, lf, version)))
-    if markets:
-        need("market", "market")
-        conditions.append(pl.col("market").is_in(markets))
-    if symbols:
-        need("symbol", "symbol")
-        conditions.append(pl.col("symbol").is_in(symbols))
-    if begin is not None or finish is not None:
-        time_col = "ts" if "ts" in has else "created_at" if "created_at" in has else None
-        if time_col is None:
-            raise QueryError(f"{{param}} does not apply to table '{table}' (it has no time "
-                             "column)", param="start" if begin is not None else "end")
-        if begin is not None:
-            conditions.append(pl.col(time_col) >= begin)
-        if finish is not None:
-            conditions.append(pl.col(time_col) < finish)
-        if table in FACT_TABLES and not run_scoped:
-            # market data is partitioned by the trading date of ts: prune whole days
-            if begin is not None:
-                conditions.append(pl.col("date") >= begin.date())
-            if finish is not None:
-                conditions.append(pl.col("date") <= finish.date())
-    for cond in conditions:
-        lf = lf.filter(cond)
-    if run_scoped and version is None:
-        lf = _visible_runs_only(catalog, lf, runs_ids)
-    elif run_scoped and (tagged := _tag_runs(catalog, as_of)) is not None:
-        # at a tag, as at the latest version: only rows of runs the tag's ``runs`` shows
-        hashes = tagged.get_column("content_hash").unique().implode()
-        lf = lf.filter(pl.col("run_id").is_null() | pl.col("run_hash").is_in(hashes))
-    return _project(lf, has, columns, table)
+            out.append(pl.col("date").is_in(dates))
+    if table in FACT_TABLES and not _run_scoped(table):
+        # market data is partitioned by the trading date of ts: prune whole days
+        if filters.begin is not None:
+            out.append(pl.col("date") >= filters.begin.date())
+        if filters.finish is not None:
+            out.append(pl.col("date") <= filters.finish.date())
+    return out
 
 
 def strategy_choices(catalog: Catalog, lf: pl.LazyFrame, version: int | None) -> list[str]:
@@ -287,14 +340,13 @@ def _run_dates(catalog: Catalog, run_ids: list[str]) -> list | None:
     return runs.filter(pl.col("run_id").is_in(run_ids)).get_column("date").unique().to_list()
 
 
-def _visible_runs_only(catalog: Catalog, lf: pl.LazyFrame,
-                       run_ids: list[str] | None = None) -> pl.LazyFrame:
+def visible_runs(catalog: Catalog, run_ids: list[str] | None = None) -> pl.Expr:
     """Keep market rows and rows of runs whose ``runs`` row records this exact content: a run
     still being written, or half-replaced by a crashed batch, is not shown. ``run_ids``: the
-    scan is already limited to these runs, so only their hashes are needed."""
+    rows are already limited to these runs, so only their hashes are needed."""
     runs = catalog.runs_frame()
     if runs.is_empty():
-        return lf.filter(pl.col("run_id").is_null())
+        return pl.col("run_id").is_null()
     # A filter, not a semi-join + concat of two scans: polars streams it batch by batch (the
     # join made collect_batches hold the whole slice). The content hash covers the manifest,
     # which names the run, so a hash matches exactly one (run_id, content) pair.
@@ -304,20 +356,26 @@ def _visible_runs_only(catalog: Catalog, lf: pl.LazyFrame,
     else:
         hashes = catalog.derived(("runs:hashes", catalog.runs_version()), lambda: runs.get_column(
             "content_hash").unique().implode())
-    return lf.filter(pl.col("run_id").is_null() | pl.col("run_hash").is_in(hashes))
+    return _of_runs(hashes)
 
 
-def _project(lf: pl.LazyFrame, has: list[str], columns: list[str] | None,
-             table: str) -> pl.LazyFrame:
+def _of_runs(hashes: pl.Series) -> pl.Expr:
+    """Market rows and rows whose ``run_hash`` is one of ``hashes`` (an imploded list)."""
+    return pl.col("run_id").is_null() | pl.col("run_hash").is_in(hashes)
+
+
+def projection(table: str, has: list[str], columns: list[str] | None) -> list[str] | None:
+    """The columns to select for ``columns`` (with the nanosecond parts of timestamps), None
+    for all; a :class:`QueryError` naming any column ``table`` does not have."""
     if not columns:
-        return lf
+        return None
     unknown = [c for c in columns if c not in has]
     if unknown:
         raise QueryError(f"unknown column(s) {', '.join(unknown)} in table '{table}'; columns: "
                          f"{', '.join(c for c in has if not c.endswith(NANOS_SUFFIX))}")
     keep = list(dict.fromkeys(columns))
     keep += [c + NANOS_SUFFIX for c in columns if c + NANOS_SUFFIX in has]
-    return lf.select(keep)
+    return keep
 
 
 def _empty(table: str, columns: list[str] | None) -> pl.LazyFrame:

@@ -24,14 +24,19 @@ import polars as pl
 import pyarrow as pa
 
 from btlake_pipelines.bundles.timestamps import join_nanos
-from btlake_pipelines.contract.tables import FACT_TABLES, NANOS_SUFFIX, Scope
+from btlake_pipelines.contract.tables import FACT_TABLES, Scope
 from btlake_pipelines.errors import QueryError
-from btlake_pipelines.query.read import as_list, check_table, strategy_choices
-from btlake_pipelines.query.search import strategy_filter
+from btlake_pipelines.query.read import (
+    SliceFilters,
+    check_table,
+    filter_conditions,
+    projection,
+    visible_runs,
+)
 from btlake_pipelines.storage import delta_log
 from btlake_pipelines.storage.catalog import Catalog
-from btlake_pipelines.storage.delta import PARTITIONS
-from btlake_pipelines.versions.time_travel import parse_time, resolve_as_of
+from btlake_pipelines.storage.delta import PARTITIONS, open_table
+from btlake_pipelines.versions.time_travel import resolve_as_of
 
 _COMPAT = pl.CompatLevel.oldest()
 
@@ -57,40 +62,27 @@ def shard_batches(catalog: Catalog, table: str, *, batch_rows: int = 65_536,
     i, n = check_shard(shard, batch_rows)
     check_table(table)
     version = resolve_as_of(catalog, table, as_of) if as_of is not None else None
-    dt = catalog.table(table) if version is None else catalog.table_at(table, version)
+    # a table of its own, loaded once: the catalog's copy moves on with later commits
+    dt = open_table(catalog.lake, table) if version is None else catalog.table_at(table, version)
     if dt is None:
         return iter(())
-    if version is None:  # pinned now: every file below belongs to this one version
-        dt = catalog.table_at(table, dt.version())
     schema = delta_log.table_schema(dt)
-    markets, symbols, runs = as_list(market), as_list(symbol), as_list(run_id)
-    begin = parse_time(start, what="start") if start is not None else None
-    finish = parse_time(end, what="end") if end is not None else None
-    if isinstance(columns, str):
-        columns = [c.strip() for c in columns.split(",") if c.strip()]
+    filters = SliceFilters.parse(run_id=run_id, strategy=strategy, market=market,
+                                 symbol=symbol, start=start, end=end, columns=columns)
+    conditions = filter_conditions(catalog, table, schema.names(), filters,
+                                   lambda: pl.scan_delta(dt), version)
+    keep = projection(table, schema.names(), filters.columns)
     spec = FACT_TABLES.get(table)
-    market_data = spec is not None and spec.scope is Scope.MARKET
-    _check_filters(table, schema, runs, strategy, markets, symbols, begin, finish, columns)
-    conditions = _conditions(schema, runs, strategy, markets, symbols, begin, finish,
-                             market_data)
-    if strategy:  # among the ids of this version's rows (at the latest: the runs index's)
-        conditions.append(strategy_filter(strategy, strategy_choices(
-            catalog, pl.scan_delta(dt), version)))
     if spec is not None and spec.scope is not Scope.MARKET and version is None:
-        runs_frame = catalog.runs_frame()
-        hashes = runs_frame.get_column("content_hash").unique().implode() \
-            if not runs_frame.is_empty() else pl.Series([], dtype=pl.String).implode()
-        conditions.append(pl.col("run_id").is_null() | pl.col("run_hash").is_in(hashes))
+        conditions.append(visible_runs(catalog, filters.run_ids))
+    market_data = spec is not None and spec.scope is Scope.MARKET
     files = sorted(delta_log.live_files(dt), key=lambda f: f.path)
-    files = [f for f in files if _partition_may_match(f.partition_values, markets, begin,
-                                                       finish, market_data)]
+    files = [f for f in files if _partition_may_match(f.partition_values, filters.markets,
+                                                       filters.begin, filters.finish,
+                                                       market_data)]
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(files)
     mine = files[i::n]
-    keep = None
-    if columns:
-        keep = list(dict.fromkeys(columns))
-        keep += [c + NANOS_SUFFIX for c in columns if c + NANOS_SUFFIX in schema]
 
     def batches() -> Iterator[pa.RecordBatch]:
         for f in mine:
@@ -106,41 +98,6 @@ def shard_batches(catalog: Catalog, table: str, *, batch_rows: int = 65_536,
                     max_chunksize=batch_rows)
 
     return batches()
-
-
-def _check_filters(table, schema, runs, strategy, markets, symbols, begin, finish, columns
-                   ) -> None:
-    has = schema.names()
-    for given, column, param in ((runs, "run_id", "run_id"), (strategy, "strategy_id",
-                                 "strategy"), (markets, "market", "market"),
-                                 (symbols, "symbol", "symbol")):
-        if given and column not in has:
-            raise QueryError(f"{{param}} does not apply to table '{table}' (it has no "
-                             f"'{column}' column)", param=param)
-    if (begin is not None or finish is not None) and "ts" not in has \
-            and "created_at" not in has:
-        raise QueryError(f"{{param}} does not apply to table '{table}' (it has no time "
-                         "column)", param="start" if begin is not None else "end")
-    unknown = [c for c in columns or [] if c not in has]
-    if unknown:
-        raise QueryError(f"unknown column(s) {', '.join(unknown)} in table '{table}'")
-
-
-def _conditions(schema, runs, strategy, markets, symbols, begin, finish, market_data
-                ) -> list[pl.Expr]:
-    out: list[pl.Expr] = []
-    if runs:
-        out.append(pl.col("run_id").is_in(runs))
-    if markets:
-        out.append(pl.col("market").is_in(markets))
-    if symbols:
-        out.append(pl.col("symbol").is_in(symbols))
-    time_col = "ts" if "ts" in schema else "created_at"
-    if begin is not None:
-        out.append(pl.col(time_col) >= begin)
-    if finish is not None:
-        out.append(pl.col(time_col) < finish)
-    return out
 
 
 def _partition_may_match(values: dict[str, str | None], markets: list[str],

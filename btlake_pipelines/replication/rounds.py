@@ -35,6 +35,7 @@ from btlake_pipelines.replication.objects import (
 )
 from btlake_pipelines.replication.tables import (
     LOG,
+    LogListing,
     commit_name,
     latest_version,
     list_log,
@@ -126,14 +127,16 @@ def replicate_once(primary: str, replica: str,
     _tidy(dst)
     layout = discover(src)
     order = copy_order(layout.tables)
-    targets: dict[str, int] = {}
+    listed: dict[str, LogListing] = {}
     for table in reversed(order):  # versions fixed bookkeeping first, copied last
-        targets[table] = latest_version(src, table)
+        listed[table] = list_log(src, table)  # once per round: the copy works from it
+    targets = {table: log.version for table, log in listed.items()}
     result = RoundResult()
     result.counts.add(_copy_plain(src, dst, layout.files, pause))
     for table in order:
         if targets[table] >= 0:
-            result.counts.add(replicate_table(src, dst, table, targets[table], pause))
+            result.counts.add(replicate_table(src, dst, table, targets[table], pause,
+                                              listed[table]))
         result.versions[table] = max(targets[table], latest_version(dst, table))
     result.seconds = time.monotonic() - started
     return result

@@ -74,13 +74,17 @@ def commit_name(version: int) -> str:
 
 
 def replicate_table(src: Root, dst: Root, table: str, upto: int,
-                    pause: Callable[[str], None] | None = None) -> Counts:
+                    pause: Callable[[str], None] | None = None,
+                    src_log: LogListing | None = None) -> Counts:
     """Bring ``table`` of ``dst`` to version ``upto`` of ``src``; see the module docstring.
-    ``pause(point)`` is called between steps (the crash tests' fault points)."""
+    ``pause(point)`` is called between steps (the crash tests' fault points). ``src_log``:
+    the primary's log as the round listed it when it fixed ``upto`` (listed here if not)."""
     counts = Counts()
     have_log = list_log(dst, table)
     have = have_log.version
-    src_log = list_log(src, table)
+    src_log = src_log if src_log is not None else list_log(src, table)
+    if have > src_log.version:  # another round may have copied past this round's listing
+        src_log = list_log(src, table)
     if have > src_log.version:
         raise ReplicationError(f"the replica's table '{table}' is at version {have}, past the "
                                f"primary's {src_log.version}: something other than replicate "
@@ -93,17 +97,19 @@ def replicate_table(src: Root, dst: Root, table: str, upto: int,
     start = have + 1
     if start <= upto and start not in src_log.commits:
         start = _restart_from_checkpoint(src, dst, table, src_log, start, upto, counts, pause)
+    removals = _LaterRemovals(src, table, start, max(upto, src_log.version))
     for version in range(start, upto + 1):
-        _copy_version(src, dst, table, version, upto, counts, pause)
+        _copy_version(src, dst, table, version, removals, counts, pause)
         for name in src_log.checkpoints.get(version, []):
             _count(counts, copy_object(src, dst, f"{table}/{LOG}/{name}"))
     _copy_older_checkpoints(src, dst, table, src_log, have_log, min(have, upto), counts)
-    _copy_last_checkpoint(src, dst, table, max(have, upto))
+    _copy_last_checkpoint(src, dst, table, max(have, upto),
+                          set(src_log.checkpoints) | set(have_log.checkpoints))
     return counts
 
 
-def _copy_version(src: Root, dst: Root, table: str, version: int, upto: int, counts: Counts,
-                  pause: Callable[[str], None] | None) -> None:
+def _copy_version(src: Root, dst: Root, table: str, version: int, removals: _LaterRemovals,
+                  counts: Counts, pause: Callable[[str], None] | None) -> None:
     rel = f"{table}/{LOG}/{commit_name(version)}"
     try:
         raw = src.read(rel)
@@ -113,7 +119,7 @@ def _copy_version(src: Root, dst: Root, table: str, version: int, upto: int, cou
     actions = delta_log.parse_actions(raw)
     files = delta_log.referenced_files(actions)
     missing = _copy_files(src, dst, table, files, counts, pause)
-    if missing and not _removed_later(src, table, version, upto, missing):
+    if missing and not removals.all_removed_after(version, missing):
         raise ReplicationError(f"the primary's table '{table}' lacks {len(missing)} data "
                                f"file(s) that version {version} still needs, e.g. "
                                f"'{sorted(missing)[0]}'")
@@ -145,21 +151,51 @@ def _copy_files(src: Root, dst: Root, table: str, files: list[str], counts: Coun
     return missing
 
 
-def _removed_later(src: Root, table: str, version: int, upto: int, missing: set[str]) -> bool:
-    """Whether commits after ``version`` (up to the primary's latest) remove every file in
-    ``missing``: files the primary vacuumed because no version it keeps needs them. The
-    replica's version ``version`` then lacks them as the primary's does."""
-    left = set(missing)
-    latest = latest_version(src, table)
-    for later in range(version + 1, max(upto, latest) + 1):
+class _LaterRemovals:
+    """Which of the primary's commits after version ``after`` (up to ``last``) remove each
+    file. The commits are read forward, once per table and round and only as far as the
+    questions need: a table vacuumed at many versions asks about the same later commits for
+    each of them."""
+
+    def __init__(self, src: Root, table: str, after: int, last: int) -> None:
+        self._src, self._table, self._last = src, table, last
+        self._next = after + 1
+        #: file -> the versions of the commits read that remove it
+        self._removed_at: dict[str, list[int]] = {}
+        #: versions read whose commit file could not be read (log cleanup)
+        self._unreadable: list[int] = []
+
+    def all_removed_after(self, version: int, missing: set[str]) -> bool:
+        """Whether commits after ``version`` (up to ``last``, and before any that cannot be
+        read) remove every file in ``missing``: files the primary vacuumed because no version
+        it keeps needs them. The replica's version ``version`` then lacks them as the
+        primary's does."""
+        gap = min((v for v in self._unreadable if v > version), default=None)
+        end = self._last + 1 if gap is None else gap
+        left = {path for path in missing
+                if not any(version < v < end for v in self._removed_at.get(path, ()))}
+        while left and gap is None and self._next <= self._last:
+            later = self._next
+            removed = self._read_next()
+            if later > version:
+                if removed is None:
+                    return False
+                left -= removed
+        return not left
+
+    def _read_next(self) -> set[str] | None:
+        """The files the next commit removes, recorded (None: its file cannot be read)."""
+        version = self._next
+        self._next += 1
         try:
-            raw = src.read(f"{table}/{LOG}/{commit_name(later)}")
+            raw = self._src.read(f"{self._table}/{LOG}/{commit_name(version)}")
         except OSError:
-            return False
-        left -= delta_log.removed_files(delta_log.parse_actions(raw))
-        if not left:
-            return True
-    return False
+            self._unreadable.append(version)
+            return None
+        removed = delta_log.removed_files(delta_log.parse_actions(raw))
+        for path in removed:
+            self._removed_at.setdefault(path, []).append(version)
+        return removed
 
 
 def _restart_from_checkpoint(src: Root, dst: Root, table: str, src_log: LogListing,
@@ -201,14 +237,18 @@ def _copy_older_checkpoints(src: Root, dst: Root, table: str, src_log: LogListin
                 _count(counts, copy_object(src, dst, f"{table}/{LOG}/{name}"))
 
 
-def _copy_last_checkpoint(src: Root, dst: Root, table: str, replica_version: int) -> None:
+def _copy_last_checkpoint(src: Root, dst: Root, table: str, replica_version: int,
+                          held: set[int]) -> None:
+    """The primary's ``_last_checkpoint`` when it points to a version the replica holds and
+    to a checkpoint in ``held`` (the ones the listings showed: copied by now), never to a
+    checkpoint written after the round listed the log."""
     rel = f"{table}/{LOG}/{LAST_CHECKPOINT}"
     try:
         raw = src.read(rel)
         pointed = int(json.loads(raw)["version"])
     except (OSError, ValueError, KeyError, TypeError):
         return
-    if pointed > replica_version:
+    if pointed > replica_version or pointed not in held:
         return
     try:
         if dst.read(rel) == raw:

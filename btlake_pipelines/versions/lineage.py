@@ -24,8 +24,10 @@ after vacuum and log cleanup. A slice changed and later changed back reads as no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import polars as pl
@@ -55,6 +57,8 @@ SCHEMA = pa.schema([
     ("batch_id", pa.string()), ("ingested_at", TS),
 ])
 _SLICE = ["table", "market", "symbols", "start", "end"]
+#: ``Catalog.table_at`` cached for one call: each version read there is opened once.
+TableAt = Callable[[str, int], Any]
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ def resolve_batch(lake: str, bundles: list[Any]) -> tuple[list[Any], list[Bundle
     catalog = Catalog(lake)
     history: dict[str, list[tuple[int, datetime]]] = {}
     prints: dict[tuple, tuple[int, str]] = {}
+    table_at = cache(catalog.table_at)
     kept, refused, resolved = [], [], {}
     for b in bundles:
         specs = b.manifest.inputs if b.manifest.is_backtest else ()
@@ -88,7 +93,8 @@ def resolve_batch(lake: str, bundles: list[Any]) -> tuple[list[Any], list[Bundle
             continue
         try:
             resolved[b.name] = [_resolve(catalog, b.name, i, spec, b.manifest.created_at,
-                                         history, prints) for i, spec in enumerate(specs)]
+                                         history, prints, table_at)
+                                for i, spec in enumerate(specs)]
             kept.append(b)
         except BundleRefused as refusal:
             refused.append(refusal)
@@ -96,8 +102,8 @@ def resolve_batch(lake: str, bundles: list[Any]) -> tuple[list[Any], list[Bundle
 
 
 def _resolve(catalog: Catalog, bundle: str, i: int, spec: InputSpec, created_at: datetime,
-             history: dict, prints: dict) -> Resolved:
-    from btlake_pipelines.versions.tags import get_tag
+             history: dict, prints: dict, table_at: TableAt) -> Resolved:
+    from btlake_pipelines.versions.tags import cached_tag
 
     def refuse(message: str) -> BundleRefused:
         return BundleRefused(bundle, "inputs", f"inputs[{i}]: {message}", table="manifest",
@@ -107,7 +113,7 @@ def _resolve(catalog: Catalog, bundle: str, i: int, spec: InputSpec, created_at:
     latest = None if dt is None else dt.version()
     if spec.tag is not None:
         try:
-            tag = get_tag(catalog.lake, spec.tag)
+            tag = cached_tag(catalog, spec.tag)
         except NotFoundError:
             raise refuse(f"unknown tag '{spec.tag}'") from None
         version, how = tag.versions.get(spec.table), "tag"
@@ -127,7 +133,7 @@ def _resolve(catalog: Catalog, bundle: str, i: int, spec: InputSpec, created_at:
     key = (spec.table, spec.market, spec.symbols, spec.start, spec.end, version)
     if key not in prints:
         try:
-            prints[key] = fingerprint(catalog, spec, version)
+            prints[key] = fingerprint(catalog, spec, table_at(spec.table, version))
         except RetentionError:
             raise refuse(f"version {version} of table '{spec.table}' is no longer readable "
                          "(vacuumed)") from None
@@ -179,15 +185,15 @@ def write_inputs(lake: str, bundles: list[Any], resolved: dict[str, list[Resolve
     return None
 
 
-def fingerprint(catalog: Catalog, spec: Any, version: int) -> tuple[int, str]:
-    """(rows, fingerprint) of the slice ``spec`` (table, market, symbols, start, end) at
-    ``version`` of its table; order-free, equal exactly when the multisets of rows are (up to
-    64-bit hash collisions)."""
+def fingerprint(catalog: Catalog, spec: Any, dt) -> tuple[int, str]:
+    """(rows, fingerprint) of the slice ``spec`` (table, market, symbols, start, end) at the
+    version of its table ``dt`` is loaded at (by ``Catalog.table_at``); order-free, equal
+    exactly when the multisets of rows are (up to 64-bit hash collisions)."""
     from btlake_pipelines.query.read import scan_slice
 
     lf = scan_slice(catalog, spec.table, market=spec.market,
                     symbol=list(spec.symbols) or None, start=spec.start, end=spec.end,
-                    as_of=version)
+                    as_of=dt.version(), pinned=dt)
     return _digest(lf, spec.table)
 
 
@@ -258,6 +264,7 @@ def input_tables(catalog: Catalog, run_id: str) -> dict[str, pa.Table]:
     from btlake_pipelines.query.read import read_table
 
     out: dict[str, pa.Table] = {}
+    table_at = cache(catalog.table_at)
     for row in run_inputs(catalog, run_id).iter_rows(named=True):
         key = base = f"{row['table']}:{row['market']}"
         n = 1
@@ -267,9 +274,11 @@ def input_tables(catalog: Catalog, run_id: str) -> dict[str, pa.Table]:
         if row["version"] is None:
             out[key] = pa.table({})
             continue
+        version = int(row["version"])
         out[key] = read_table(catalog, row["table"], market=row["market"],
                               symbol=list(row["symbols"] or []) or None, start=row["start"],
-                              end=row["end"], as_of=int(row["version"]))
+                              end=row["end"], as_of=version,
+                              pinned=table_at(row["table"], version))
     return out
 
 
@@ -298,6 +307,7 @@ def stale_flags(catalog: Catalog, inputs: pl.DataFrame) -> list[bool]:
     decided: list[bool] = []
     current: dict[tuple, tuple[int, str]] = {}
     touched_of: dict[str, Any] = {}
+    table_at = cache(catalog.table_at)
     for row in distinct.iter_rows(named=True):
         table = row["table"]
         dt = catalog.table(table)
@@ -318,7 +328,7 @@ def stale_flags(catalog: Catalog, inputs: pl.DataFrame) -> list[bool]:
         slice_key = (table, row["market"], row["_symbols"], row["start"], row["end"])
         if slice_key not in current:
             current[slice_key] = fingerprint(catalog, _Slice(**{k: row[k] for k in _SLICE}),
-                                             latest)
+                                             table_at(table, latest))
         decided.append(current[slice_key][1] != row["fingerprint"])
     flags = distinct.select(keys).with_columns(pl.Series("_stale", decided, pl.Boolean))
     joined = keyed.select(keys).join(flags, on=keys, how="left", nulls_equal=True,

@@ -28,43 +28,41 @@ def table_diff(catalog: Catalog, table: str, a: int | str, b: int | str) -> dict
     if table not in FACT_TABLES:
         raise QueryError(f"{{param}} must be a fact table ({', '.join(FACT_TABLES)}), got "
                          f"{table!r:.60}", param="table")
-    va, vb = (_version(catalog, table, v, name) for v, name in ((a, "a"), (b, "b")))
+    dt_a, dt_b = (_open(catalog, table, v, name) for v, name in ((a, "a"), (b, "b")))
+    va, vb = dt_a.version(), dt_b.version()
     low, high = min(va, vb), max(va, vb)
     touched = delta_log.changed_partitions(catalog.lake, table, low, high)
     if touched is None:
-        touched = _all_partitions(catalog, table, va) | _all_partitions(catalog, table, vb)
+        touched = _all_partitions(dt_a) | _all_partitions(dt_b)
     parts = []
     for market, day in sorted(touched, key=lambda p: (p[0] or "", p[1] or "")):
-        added, removed = _compare(catalog, table, market, day, va, vb)
+        added, removed = _compare(table, market, day, dt_a, dt_b)
         if added or removed:
             parts.append({"market": market, "date": day, "added": added, "removed": removed})
     return {"table": table, "a": va, "b": vb, "added": sum(p["added"] for p in parts),
             "removed": sum(p["removed"] for p in parts), "partitions": parts}
 
 
-def _version(catalog: Catalog, table: str, value: int | str, name: str) -> int:
+def _open(catalog: Catalog, table: str, value: int | str, name: str):
+    """``table`` loaded at version, time or tag ``value`` (argument ``name``), once for the
+    whole diff; unknown or vacuumed versions are a clear error now."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     try:
         resolved = resolve_as_of(catalog, table, value)
     except QueryError as exc:
         raise QueryError(str(exc).replace("as_of", "{param}"), param=name) from None
-    if isinstance(resolved, int):
-        catalog.table_at(table, resolved)  # unknown or vacuumed: a clear error now
-        return resolved
-    return catalog.table_at(table, resolved).version()
+    return catalog.table_at(table, resolved)
 
 
-def _all_partitions(catalog: Catalog, table: str, version: int) -> set:
-    dt = catalog.table_at(table, version)
+def _all_partitions(dt) -> set:
     return {(f.partition_values.get("market"), f.partition_values.get("date"))
             for f in delta_log.live_files(dt)}
 
 
-def _compare(catalog: Catalog, table: str, market: str | None, day: str | None, va: int,
-             vb: int) -> tuple[int, int]:
+def _compare(table: str, market: str | None, day: str | None, dt_a, dt_b) -> tuple[int, int]:
     """(rows in B and not in A, rows in A and not in B) of one partition, as multisets."""
-    counts_a, counts_b = (_row_counts(catalog, table, market, day, v) for v in (va, vb))
+    counts_a, counts_b = (_row_counts(table, market, day, dt) for dt in (dt_a, dt_b))
     joined = counts_a.join(counts_b, on="h", how="full", coalesce=True, suffix="_b")
     joined = joined.with_columns(pl.col("n").fill_null(0), pl.col("n_b").fill_null(0))
     added = joined.select((pl.col("n_b") - pl.col("n")).clip(0).sum()).item()
@@ -72,9 +70,7 @@ def _compare(catalog: Catalog, table: str, market: str | None, day: str | None, 
     return int(added or 0), int(removed or 0)
 
 
-def _row_counts(catalog: Catalog, table: str, market: str | None, day: str | None,
-                version: int) -> pl.DataFrame:
-    dt = catalog.table_at(table, version)
+def _row_counts(table: str, market: str | None, day: str | None, dt) -> pl.DataFrame:
     lf = pl.scan_delta(dt)
     if market is not None:
         lf = lf.filter(pl.col("market") == market)

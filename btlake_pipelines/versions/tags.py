@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from btlake_pipelines.contract.run_ids import RUN_ID_PATTERN
+from btlake_pipelines.contract.run_ids import NAME_RULE, is_valid_name
 from btlake_pipelines.contract.tables import FACT_TABLES, INGEST_LOG, RUNS
 from btlake_pipelines.errors import BtlakeError, NotFoundError, QueryError, TagExistsError
 from btlake_pipelines.storage import predicates as P
@@ -35,7 +35,6 @@ from btlake_pipelines.storage.delta_log import table_uri
 TAGS = "_tags"
 #: ``as_of`` values naming a tag: ``tag:NAME``.
 PREFIX = "tag:"
-NAME_RULE = "1 to 128 characters of A-Z a-z 0-9 . _ -, not starting with '.'"
 #: The order versions are captured in (see the module docstring).
 CAPTURE_ORDER: tuple[str, ...] = (RUNS, *FACT_TABLES, INGEST_LOG)
 SCHEMA = pa.schema([
@@ -62,10 +61,17 @@ class Tag:
         return {"name": self.name, "created_at": self.created_at.isoformat(),
                 "message": self.message, "versions": dict(self.versions)}
 
+    def version_of(self, table: str) -> int:
+        """The version this tag recorded for ``table``."""
+        if table not in self.versions:
+            raise NotFoundError(f"tag '{self.name}' records no version of table '{table}' "
+                                "(the table did not exist when it was made)")
+        return self.versions[table]
+
 
 def check_name(name: object) -> str:
     """``name`` when it is a valid tag name, else a :class:`QueryError` naming ``name``."""
-    if not isinstance(name, str) or RUN_ID_PATTERN.fullmatch(name) is None:
+    if not is_valid_name(name):
         raise QueryError(f"{{param}} must be {NAME_RULE}, got {str(name)[:60]!r}",
                          param="name")
     return name
@@ -167,13 +173,16 @@ def get_tag(lake: str, name: str, dt=None) -> Tag:
     return found
 
 
-def tag_version(lake: str, table: str, name: str, dt=None) -> int:
-    """The version tag ``name`` recorded for ``table``."""
-    tag = get_tag(lake, name, dt)
-    if table not in tag.versions:
-        raise NotFoundError(f"tag '{name}' records no version of table '{table}' (the table "
-                            "did not exist when it was made)")
-    return tag.versions[table]
+def cached_tag(catalog, name: str) -> Tag:
+    """Tag ``name`` as the tags table's latest version has it, looked up once per version of
+    that table (``catalog``: a :class:`~btlake_pipelines.storage.catalog.Catalog`), so one read
+    at ``tag:NAME`` resolves it once for every table it opens. Deleting or re-creating a tag
+    commits a new version of the tags table, so a cached tag is never stale."""
+    dt = catalog.table(TAGS)
+    if dt is None:
+        return get_tag(catalog.lake, name, dt)
+    return catalog.derived((f"tag-record:{name}", dt.version()),
+                           lambda: get_tag(catalog.lake, name, dt))
 
 
 def pinned_versions(lake: str) -> dict[str, set[int]]:

@@ -41,12 +41,12 @@ def parse_as_of(value: int | str | datetime | date) -> int | datetime:
 def resolve_as_of(catalog, table: str, value: int | str | datetime | date) -> int | datetime:
     """:func:`parse_as_of` for one table of a lake, with ``tag:NAME`` meaning the version tag
     NAME recorded for ``table`` (``catalog``: a :class:`~btlake_pipelines.storage.catalog.
-    Catalog`, whose open tags table is reused)."""
-    from btlake_pipelines.versions.tags import TAGS, is_tag, tag_name, tag_version
+    Catalog`, which looks the tag up once per version of the tags table)."""
+    from btlake_pipelines.versions.tags import cached_tag, is_tag, tag_name
 
     if is_tag(value):
         assert isinstance(value, str)
-        return tag_version(catalog.lake, table, tag_name(value), catalog.table(TAGS))
+        return cached_tag(catalog, tag_name(value)).version_of(table)
     return parse_as_of(value)
 
 

@@ -362,3 +362,41 @@ def test_tags_pin_versions_on_the_replica_too(template, tmp_path):
     assert mine.height > 0
     assert mine.select(cols).sort(cols).equals(theirs.select(cols).sort(cols))
     assert [t.name for t in Lake(replica).tags()] == ["before-replace"]
+
+
+def test_a_round_lists_each_primary_log_once_and_reads_each_commit_at_most_twice(
+        template, tmp_path, monkeypatch):
+    """A fresh replica of a vacuumed primary: every early version lacks files, each answered
+    from the later commits' removals, read once per table and round (not per version)."""
+    from collections import Counter
+
+    from btlake_pipelines.replication import tables
+
+    primary, _ = _copy_template(template, tmp_path)
+    Lake(primary).maintain(retention_hours=0)  # vacuums every file no latest version needs
+    src = Root.of(primary)
+    listed, read, asked = Counter(), Counter(), Counter()
+    listing, reading, forward = Root.listing, Root.read, tables._LaterRemovals._read_next
+
+    def count_listing(self, rel, recursive=False):
+        if self.uri == src.uri and rel.endswith("/_delta_log"):
+            listed[rel] += 1
+        return listing(self, rel, recursive)
+
+    def count_read(self, rel):
+        if self.uri == src.uri and "/_delta_log/" in rel:
+            read[rel] += 1
+        return reading(self, rel)
+
+    def count_forward(self):
+        asked[self._table] += 1
+        return forward(self)
+
+    monkeypatch.setattr(Root, "listing", count_listing)
+    monkeypatch.setattr(Root, "read", count_read)
+    monkeypatch.setattr(tables._LaterRemovals, "_read_next", count_forward)
+    Lake(primary).replicate(str(tmp_path / "replica"))
+    assert asked["trades"] > 0, "no version lacked files: the test proves nothing"
+    assert listed and max(listed.values()) == 1
+    assert max(read.values()) <= 2  # copied once, and read once for its removals
+    assert_valid_earlier_point(primary, str(tmp_path / "replica"))

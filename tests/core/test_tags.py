@@ -202,3 +202,29 @@ def test_batches_accept_a_tag(dirs):
     assert sorted(r["price"] for r in rows) == sorted(
         lake.read("ticks", as_of="tag:shard-me").column("price").to_pylist())
     assert min(r["price"] for r in rows) == 50.0
+
+
+def test_a_read_at_a_tag_looks_it_up_once_and_sees_it_recreated(dirs, monkeypatch):
+    from btlake_pipelines.versions import tags
+
+    B.backtest(dirs.landing, "t-4", tables={"trades": B.trades(4, price=100.0),
+                                            "equity": B.equity()})
+    _ingest(dirs)
+    lake = Lake(dirs.lake)
+    lake.tag_create("moving")
+    before = lake.read("trades", as_of="tag:moving").num_rows
+    B.backtest(dirs.landing, "t-5")
+    _ingest(dirs)
+    lookups = []
+    find = tags._find
+    monkeypatch.setattr(tags, "_find", lambda dt, name: lookups.append(name) or find(dt, name))
+    assert lake.read("trades", as_of="tag:moving").num_rows == before
+    assert lookups == []  # the tags table has not changed since the first read
+    lake.tag_delete("moving")
+    lookups.clear()
+    with pytest.raises(NotFoundError, match="unknown tag 'moving'"):
+        lake.read("trades", as_of="tag:moving")
+    lake.tag_create("moving")  # the same lake object: its catalog sees the new tag
+    lookups.clear()
+    assert lake.read("trades", as_of="tag:moving").num_rows > before
+    assert lookups == ["moving"]
