@@ -172,11 +172,9 @@ def scan_slice(catalog: Catalog, table: str, *, run_id=None, strategy=None, mark
     conditions = filter_conditions(catalog, table, has, filters, lambda: lf, version)
     for cond in conditions + _partition_pruning(catalog, table, filters):
         lf = lf.filter(cond)
-    if _run_scoped(table) and version is None:
-        lf = lf.filter(visible_runs(catalog, filters.run_ids))
-    elif _run_scoped(table) and (tagged := _tag_runs(catalog, as_of)) is not None:
-        # at a tag, as at the latest version: only rows of runs the tag's ``runs`` shows
-        lf = lf.filter(_of_runs(tagged.get_column("content_hash").unique().implode()))
+    shown = shown_runs(catalog, table, as_of, version, filters.run_ids)
+    if shown is not None:
+        lf = lf.filter(shown)
     keep = projection(table, has, filters.columns)
     return lf if keep is None else lf.select(keep)
 
@@ -338,6 +336,21 @@ def _run_dates(catalog: Catalog, run_ids: list[str]) -> list | None:
     if runs.is_empty():
         return None
     return runs.filter(pl.col("run_id").is_in(run_ids)).get_column("date").unique().to_list()
+
+
+def shown_runs(catalog: Catalog, table: str, as_of, version: int | None,
+               run_ids: list[str] | None) -> pl.Expr | None:
+    """The filter that keeps a read of ``table`` run-consistent, None when it needs none: at
+    the latest version (``version`` None) rows of runs the ``runs`` table records, at a tag
+    rows of runs the tag's ``runs`` version shows, at any other version every row."""
+    if not _run_scoped(table):
+        return None
+    if version is None:
+        return visible_runs(catalog, run_ids)
+    tagged = _tag_runs(catalog, as_of)
+    if tagged is None:
+        return None
+    return _of_runs(tagged.get_column("content_hash").unique().implode())
 
 
 def visible_runs(catalog: Catalog, run_ids: list[str] | None = None) -> pl.Expr:

@@ -31,7 +31,7 @@ from btlake_pipelines.query.read import (
     check_table,
     filter_conditions,
     projection,
-    visible_runs,
+    shown_runs,
 )
 from btlake_pipelines.storage import delta_log
 from btlake_pipelines.storage.catalog import Catalog
@@ -72,9 +72,10 @@ def shard_batches(catalog: Catalog, table: str, *, batch_rows: int = 65_536,
     conditions = filter_conditions(catalog, table, schema.names(), filters,
                                    lambda: pl.scan_delta(dt), version)
     keep = projection(table, schema.names(), filters.columns)
+    shown = shown_runs(catalog, table, as_of, version, filters.run_ids)
+    if shown is not None:
+        conditions.append(shown)
     spec = FACT_TABLES.get(table)
-    if spec is not None and spec.scope is not Scope.MARKET and version is None:
-        conditions.append(visible_runs(catalog, filters.run_ids))
     market_data = spec is not None and spec.scope is Scope.MARKET
     files = sorted(delta_log.live_files(dt), key=lambda f: f.path)
     files = [f for f in files if _partition_may_match(f.partition_values, filters.markets,

@@ -189,6 +189,10 @@ def test_tags_taken_during_concurrent_ingestion_show_every_run_whole(dirs):
             for table in ("trades", "equity"):
                 got = lake.read(table, run_id=run_id, as_of=f"tag:{name}").num_rows
                 assert got == counts[table], (name, run_id, table)
+        # shards at the tag show no run the tag's runs table does not
+        sharded = {r for b in lake.batches("trades", as_of=f"tag:{name}")
+                   for r in b.column("run_id").to_pylist()}
+        assert sharded <= set(runs.column("run_id").to_pylist()), name
 
 
 def test_batches_accept_a_tag(dirs):
