@@ -128,8 +128,9 @@ class _Child:
         self.messages = os.fdopen(read_end, "r", encoding="utf-8", errors="replace")
 
     def fits(self, env: dict[str, str]) -> bool:
-        """Whether this child is alive and was started with the environment ``env``."""
-        return self.env == env and self.proc.poll() is None
+        """Whether this child is alive and was started with the environment ``env`` (but
+        for what imports set, see :data:`_SET_BY_IMPORTS`)."""
+        return _comparable(self.env) == _comparable(env) and self.proc.poll() is None
 
     def run(self, job: dict, progress: Progress | None
             ) -> tuple[dict | None, int, str | None]:
@@ -174,6 +175,15 @@ _ready: _Child | None = None
 #: ``PR_SET_PDEATHSIG`` when the *thread* that started a child ends, and a server's request
 #: thread may end while the child it started ahead still has work to do.
 _spawner: ThreadPoolExecutor | None = None
+
+
+#: Variables that imports of pandera and polars set in this process (seen with pandera 0.35
+#: and polars 2.1): a child started before those imports is still the right one.
+_SET_BY_IMPORTS = frozenset({"SPARK_LOCAL_IP", "PYARROW_IGNORE_TIMEZONE", "_RJEM_MALLOC_CONF"})
+
+
+def _comparable(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in _SET_BY_IMPORTS}
 
 
 def _child_environment() -> dict[str, str]:

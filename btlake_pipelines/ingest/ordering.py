@@ -41,10 +41,13 @@ def sort_rows(df: pl.DataFrame, order: list[str]) -> pl.DataFrame:
     keys = [_key(df.get_column(c)) for c in order]
     if any(k is None for k in keys):  # nulls or an unusual type: polars' own sort
         return df if is_sorted(df, order) else df.sort(order, maintain_order=True)
-    keys = _combined([k for k in keys if k is not None])
-    if _in_order(keys):
+    keys = [k for k in keys if k is not None]
+    settled = _ordered_tail(keys)
+    if settled == len(keys):
         return df
-    index = np.lexsort(list(reversed(keys)))  # lexsort's last key is the primary one
+    # rows already in order by the last keys (a feed's time) stay so through a stable sort
+    # by the others: sort by (market, date, symbol), not by (market, date, symbol, ts)
+    index = _stable_order(_combined(keys[:len(keys) - settled]))
     return df[pl.Series(index, dtype=pl.UInt32 if df.height < 2**32 else pl.UInt64)]
 
 
@@ -89,6 +92,32 @@ def _combined(keys: list[np.ndarray]) -> list[np.ndarray]:
             out.append(shifted)
             span = width
     return out
+
+
+def _ordered_tail(keys: list[np.ndarray]) -> int:
+    """How many of the last ``keys`` the rows are already in (lexicographic) order by: all of
+    them for sorted input, the time column alone for a feed in time order."""
+    if _in_order(_combined(keys)):
+        return len(keys)
+    last = keys[-1]
+    if not bool((last[1:] >= last[:-1]).all()):
+        return 0
+    for n in range(2, len(keys)):
+        if not _in_order(_combined(keys[len(keys) - n:])):
+            return n - 1
+    return len(keys) - 1
+
+
+def _stable_order(keys: list[np.ndarray]) -> np.ndarray:
+    """The stable sorting permutation by ``keys`` (lexicographic). One key of fewer than 2**16
+    values (a few markets, days and symbols folded together) sorts by radix, about 3x faster
+    than a merge sort of 64-bit integers."""
+    if len(keys) > 1:
+        return np.lexsort(list(reversed(keys)))  # lexsort's last key is the primary one
+    key = keys[0]
+    if key.dtype.kind in "iu" and len(key) and key.min() >= 0 and key.max() < 2**16:
+        key = key.astype(np.uint16)
+    return np.argsort(key, kind="stable")
 
 
 def _in_order(keys: list[np.ndarray]) -> bool:

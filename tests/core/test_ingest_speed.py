@@ -79,6 +79,26 @@ def test_sort_rows_is_a_stable_sort_by_the_keys(seed):
             assert sort_rows(want, order) is want  # in order already: returned, not copied
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_feed_in_time_order_sorts_like_the_full_sort(seed):
+    """Rows already in time order (a feed) are sorted by their other keys only; the result is
+    still exactly polars' stable sort by every key, ties and many slice keys included."""
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    ts = np.sort(rng.integers(0, 400, n))  # non-decreasing, with many ties
+    df = pl.DataFrame({
+        "market": rng.choice(["XNAS", "CME", "é"], n),
+        "date": pl.Series(ts // 100).cast(pl.Date),
+        "symbol": rng.choice([f"S{i}" for i in range(50 if seed < 2 else 3_000)], n),
+        "ts": pl.Series(ts).cast(pl.Datetime("us", "UTC")),
+        "row": np.arange(n),
+    })
+    order = ["market", "date", "symbol", "ts"]
+    got = sort_rows(df, order)
+    assert got.equals(df.sort(order, maintain_order=True))
+    assert got.get_column("row").to_list() != list(range(n))  # it did sort
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_sorted_and_unsorted_input_are_stored_identically(dirs, tmp_path, monkeypatch, stream):
     """The same rows sent in time order, in stored order and shuffled make the same table, row

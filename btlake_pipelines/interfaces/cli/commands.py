@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 import btlake_pipelines.interfaces.cli.render as render
+from btlake_pipelines.app.warm import prepare_ingest
 from btlake_pipelines.contract.run_ids import printable
 from btlake_pipelines.interfaces.cli.context import lake, location_options, settings
 
@@ -22,6 +23,8 @@ def ingest(landing_dir: str | None) -> int:
 
     Prints one line per bundle (its folder name, then ingested / unchanged / replaced /
     quarantined: reason) and a summary; exits 1 when a bundle was quarantined."""
+    settings()  # installed before the ingesting child starts, so it starts with them
+    prepare_ingest()  # its start overlaps the loading of Lake below
     with render.bar() as progress:  # the child's progress events, on a terminal only
         batch = lake().ingest(landing_dir, progress=progress)
     for r in batch.results:
