@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -46,12 +47,14 @@ def interleave(contenders: dict[str, Callable[[], Any]], reps: int, *,
     """Run each contender ``reps`` times, round robin (A B C A B C ...), so a noisy neighbour
     hits them alike. A contender that measures itself returns :class:`Measured` seconds;
     anything else it returns is ignored and the call is timed here. ``setup(name, rep)`` runs
-    untimed before each call."""
+    untimed before each call; what it and the previous call wrote is flushed to disk first
+    (``os.sync``), so no contender pays for another's, or its setup's, write-back."""
     stats = {name: Stats() for name in contenders}
     for rep in range(-warmup, reps):
         for name, fn in contenders.items():
             if setup is not None:
                 setup(name, rep)
+            os.sync()
             t0 = time.perf_counter()
             measured = fn()
             elapsed = time.perf_counter() - t0
