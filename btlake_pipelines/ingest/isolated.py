@@ -64,9 +64,11 @@ def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None
     them as JSON lines through a pipe), so the caller decides how progress is shown.
     ``keep_warm``: leave a child started for the next call (a long-lived caller)."""
     prestart()  # its imports overlap the listing below
+    _keeping.warm = keep_warm
     try:
         return _ingest(lake, zone, names, progress)
     finally:
+        _keeping.warm = False
         if keep_warm:
             prestart()
         else:
@@ -171,6 +173,9 @@ class _Child:
 
 _lock = threading.Lock()
 _ready: _Child | None = None
+#: ``keep_warm`` of the ingest under way in this thread: its child's successor is started as
+#: soon as that child is taken, so back-to-back uploads find it (mostly) imported
+_keeping = threading.local()
 #: Children are started from this one thread, which lives as long as the process: Linux sends
 #: ``PR_SET_PDEATHSIG`` when the *thread* that started a child ends, and a server's request
 #: thread may end while the child it started ahead still has work to do.
@@ -233,11 +238,13 @@ def _take() -> _Child:
     env = _child_environment()
     with _lock:
         child, _ready = _ready, None
-    if child is not None and child.fits(env):
-        return child
-    if child is not None:
-        child.release()
-    return _start(env)
+    if child is None or not child.fits(env):
+        if child is not None:
+            child.release()
+        child = _start(env)
+    if getattr(_keeping, "warm", False):
+        prestart()
+    return child
 
 
 def _run_child(lake: str, zone: LandingZone, names: list[str], progress: Progress | None,

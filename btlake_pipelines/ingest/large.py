@@ -532,7 +532,8 @@ def _classify(lake: str, t: _Table, snapshot,
     same = pl.Series(M.SLICE, [], pl.UInt32)
     cols = [f.name for f in t.schema]
     if not touched.is_empty() and all(c in lf.collect_schema() for c in cols):
-        casts = dict(pl.DataFrame(schema=pl.from_arrow(t.schema.empty_table()).schema).schema)
+        empty = pl.from_arrow(pa.Table.from_batches([], schema=t.schema))
+        casts = dict(pl.DataFrame(schema=empty.schema).schema)
         try:
             theirs = (inside.join(touched.lazy().select(M.SLICE), on=M.SLICE, how="semi")
                       .group_by(M.SLICE).agg(_fingerprint(cols, casts))

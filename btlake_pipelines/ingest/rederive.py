@@ -406,7 +406,7 @@ def _write(lake: str, table: str, parts: list[Part], data: list[pl.DataFrame],
     else:
         dt = delta.open_table(lake, table)
         assert dt is not None  # a partition to empty means the table exists
-        arrow = pa.schema(dt.schema().to_arrow()).empty_table()
+        arrow = pa.Table.from_batches([], schema=pa.schema(dt.schema().to_arrow()))
     return delta.write(lake, table, arrow, predicate=partition_predicate(parts),
                        metadata=_commit_metadata([f"{m}|{d}" for m, d in parts], bundles),
                        snapshot=snapshot)

@@ -85,7 +85,7 @@ def committed_partitions(lake: str, table: str, versions: Iterable[int]) -> dict
 def rows_per_partition(dt) -> dict[Key, int]:
     """Rows per stored partition of an open table, from its Delta log alone (no data file is
     read): ``(market, date)`` for fact tables, ``(None, date)`` for ``runs``."""
-    actions = pl.DataFrame(pa.table(dt.get_add_actions(flatten=True)))
+    actions = pl.DataFrame(delta_log.add_actions(dt, flatten=True))
     if actions.is_empty():
         return {}
     market = (pl.col("partition.market") if "partition.market" in actions.columns

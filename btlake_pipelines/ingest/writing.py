@@ -138,7 +138,7 @@ def _empty_like(lake: str, table: str):
     import pyarrow as pa
 
     schema = pa.schema(dt.schema().to_arrow())
-    return schema.empty_table()
+    return pa.Table.from_batches([], schema=schema)
 
 
 #: Times a wave of market data is planned again after another writer changed what it read.

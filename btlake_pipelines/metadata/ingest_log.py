@@ -188,7 +188,7 @@ def from_legacy(frame: pl.DataFrame) -> pa.Table:
 
 def empty_frame() -> pl.DataFrame:
     """A log with no rows, typed as a real one."""
-    return pl.from_arrow(SCHEMA.empty_table())  # type: ignore[return-value]
+    return pl.from_arrow(pa.Table.from_batches([], schema=SCHEMA))  # type: ignore[return-value]
 
 
 def wrote(table: str) -> pl.Expr:

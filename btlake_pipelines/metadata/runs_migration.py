@@ -131,7 +131,8 @@ def _entries(frame: pl.DataFrame, column: str, row: str) -> pl.DataFrame:
 def _lists(parts: list[pl.DataFrame], row: str, values: list[str], dtype: pa.DataType,
            column: str) -> pl.DataFrame:
     """Per row, its entries as one sorted list column of ``dtype``."""
-    target = pl.from_arrow(pa.schema([pa.field(column, dtype)]).empty_table()).schema[column]
+    one = pa.schema([pa.field(column, dtype)])
+    target = pl.from_arrow(pa.Table.from_batches([], schema=one)).schema[column]
     parts = [p for p in parts if p.height]
     if not parts:
         return pl.DataFrame(schema={row: pl.UInt32, column: target})

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from btlake_pipelines.contract.tables import FACT_TABLES, PARTITION_COLUMNS, Scope
+from btlake_pipelines.storage import delta_log
 
 PARTITIONS = PARTITION_COLUMNS
 #: Above this many files the general (parallel) path is at least as fast.
@@ -87,7 +88,7 @@ def fast_market_slice(catalog, table: str, lazy_general, *, markets: list[str],
                     pa.nulls(data.num_rows, kind), pa.scalar(f[name], kind)))
         parts.append(data.select(target.names).cast(target))
     if not parts:
-        return target.empty_table()
+        return pa.Table.from_batches([], schema=target)
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
@@ -96,7 +97,7 @@ def _files(dt) -> dict | None:
     more than reading its Parquet files (deletion vectors, column mapping: reader > 1)."""
     if dt.protocol().min_reader_version > 1:
         return None
-    actions = pa.table(dt.get_add_actions(flatten=True))
+    actions = delta_log.add_actions(dt, flatten=True)
     names = actions.column_names
     rows = actions.to_pylist()
     root = dt.table_uri.rstrip("/")

@@ -22,7 +22,7 @@ def table_history(catalog: Catalog, table: str) -> pa.Table:
     check_table(table)
     dt = catalog.table(table)
     if dt is None:
-        return HISTORY_SCHEMA.empty_table()
+        return pa.Table.from_batches([], schema=HISTORY_SCHEMA)
     rows = [{"version": c.version, "timestamp": c.timestamp, "operation": c.operation,
              "rows_added": c.rows_added, "rows_removed": c.rows_removed,
              "files_added": c.files_added, "files_removed": c.files_removed, "runs": c.runs,
