@@ -64,11 +64,9 @@ def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None
     them as JSON lines through a pipe), so the caller decides how progress is shown.
     ``keep_warm``: leave a child started for the next call (a long-lived caller)."""
     prestart()  # its imports overlap the listing below
-    _keeping.warm = keep_warm
     try:
-        return _ingest(lake, zone, names, progress)
+        return _ingest(lake, zone, names, progress, keep_warm)
     finally:
-        _keeping.warm = False
         if keep_warm:
             prestart()
         else:
@@ -76,7 +74,7 @@ def ingest_isolated(lake: str, zone: LandingZone, names: list[str] | None = None
 
 
 def _ingest(lake: str, zone: LandingZone, names: list[str] | None,
-            progress: Progress | None) -> BatchResult:
+            progress: Progress | None, keep_warm: bool) -> BatchResult:
     from btlake_pipelines.ingest.batch import BatchResult, quarantine_refused
 
     listed = names is None
@@ -87,7 +85,7 @@ def _ingest(lake: str, zone: LandingZone, names: list[str] | None,
     while queue:
         # the child keeps only bundles still landed; a retry's bundle was looked up at its crash
         batch = queue.pop(0)
-        done, crash = _run_child(lake, zone, batch, progress, listed)
+        done, crash = _run_child(lake, zone, batch, progress, listed, keep_warm)
         if done is not None:
             _merge(merged, done)
             continue
@@ -173,9 +171,6 @@ class _Child:
 
 _lock = threading.Lock()
 _ready: _Child | None = None
-#: ``keep_warm`` of the ingest under way in this thread: its child's successor is started as
-#: soon as that child is taken, so back-to-back uploads find it (mostly) imported
-_keeping = threading.local()
 #: Children are started from this one thread, which lives as long as the process: Linux sends
 #: ``PR_SET_PDEATHSIG`` when the *thread* that started a child ends, and a server's request
 #: thread may end while the child it started ahead still has work to do.
@@ -232,8 +227,10 @@ def release() -> None:
         child.release()
 
 
-def _take() -> _Child:
-    """The child started ahead when it fits the current settings, else a new one."""
+def _take(successor: bool) -> _Child:
+    """The child started ahead when it fits the current settings, else a new one.
+    ``successor``: start the next one at once (``keep_warm``), so back-to-back uploads find
+    it (mostly) imported."""
     global _ready
     env = _child_environment()
     with _lock:
@@ -242,17 +239,18 @@ def _take() -> _Child:
         if child is not None:
             child.release()
         child = _start(env)
-    if getattr(_keeping, "warm", False):
+    if successor:
         prestart()
     return child
 
 
 def _run_child(lake: str, zone: LandingZone, names: list[str], progress: Progress | None,
-               listed: bool = False) -> tuple[BatchResult | None, tuple[str, str | None]]:
+               listed: bool = False, keep_warm: bool = False
+               ) -> tuple[BatchResult | None, tuple[str, str | None]]:
     """(the child's result, None) or (None, (signal name, table being written))."""
     job = {"lake": lake, "landing": zone.uri, "names": names, "listed": listed,
            "progress": progress is not None}
-    doc, code, table = _take().run(job, progress)
+    doc, code, table = _take(keep_warm).run(job, progress)
     if doc is not None:
         return _result_from_doc(doc), ("", None)
     if code < 0:

@@ -59,7 +59,7 @@ from btlake_pipelines.ingest.writing import (
 )
 from btlake_pipelines.landing.zone import MANIFEST, LandingZone
 from btlake_pipelines.metadata.ingest_log import BundleResult, log_rows
-from btlake_pipelines.storage import delta
+from btlake_pipelines.storage import delta, delta_log
 from btlake_pipelines.storage import predicates as P
 from btlake_pipelines.storage.scan import scan, scan_table
 
@@ -185,9 +185,10 @@ def _one_pass(lake: str, zone: LandingZone, name: str, listed: tuple[Manifest, d
         known = seen.setdefault("known", dict(known0))
         bounds = seen.setdefault("bounds", [])
         with zone.open_file(name, file_name) as fh:
-            for df in _pieces(name, manifest, table, file_name, fh, known, validate=True):
+            for df in _pieces(name, manifest, table, file_name, fh, known, validate=True,
+                              meta=meta):
                 df = sort_rows(df, order)
-                bounds.append(M.sorted_slice_bounds(table, df))
+                bounds.append(M.slice_bounds(table, df, presorted=True))
                 seen.setdefault("schema", df.head(0).to_arrow().schema)
                 yield df
         slices = _slices(table, bounds)
@@ -424,11 +425,12 @@ def _check_table(lake: str, name: str, manifest: Manifest, table: str, file_name
 
 
 def _pieces(name: str, manifest: Manifest, table: str, file_name: str, fh,
-            known: dict[str, pl.DataType], *, validate: bool) -> Iterator[pl.DataFrame]:
-    """The file's rows in the lake's shape, :data:`CHUNK_ROWS` at a time."""
-
+            known: dict[str, pl.DataType], *, validate: bool, meta=None
+            ) -> Iterator[pl.DataFrame]:
+    """The file's rows in the lake's shape, :data:`CHUNK_ROWS` at a time; ``meta``: its
+    footer, when the caller parsed it already."""
     try:
-        reader = _open_parquet(fh)
+        reader = _open_parquet(fh, meta)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BundleRefused(name, "file_format", f"unreadable Parquet: {str(exc)[:200]}",
                             table=table) from None
@@ -460,13 +462,15 @@ def _pieces(name: str, manifest: Manifest, table: str, file_name: str, fh,
                             table=table) from None
 
 
-def _open_parquet(fh):
-    """The bundle file, its text columns read as dictionaries: a few thousand symbols repeated
-    over millions of rows decode about 2.5x faster as indices into one dictionary than as one
-    string per row (normalization turns them back into plain strings)."""
+def _open_parquet(fh, meta=None):
+    """The bundle file (``meta``: its footer, if parsed already), its text columns read as
+    dictionaries: a few thousand symbols repeated over millions of rows decode about 2.5x
+    faster as indices into one dictionary than as one string per row (normalization turns
+    them back into plain strings)."""
     import pyarrow.parquet as pq
 
-    meta = pq.ParquetFile(fh).metadata
+    if meta is None:
+        meta = pq.ParquetFile(fh).metadata
     text = [f.name for f in meta.schema.to_arrow_schema()
             if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     return pq.ParquetFile(fh, metadata=meta, read_dictionary=text or None)
@@ -532,8 +536,7 @@ def _classify(lake: str, t: _Table, snapshot,
     same = pl.Series(M.SLICE, [], pl.UInt32)
     cols = [f.name for f in t.schema]
     if not touched.is_empty() and all(c in lf.collect_schema() for c in cols):
-        empty = pl.from_arrow(pa.Table.from_batches([], schema=t.schema))
-        casts = dict(pl.DataFrame(schema=empty.schema).schema)
+        casts = dict(delta_log.polars_schema(t.schema))
         try:
             theirs = (inside.join(touched.lazy().select(M.SLICE), on=M.SLICE, how="semi")
                       .group_by(M.SLICE).agg(_fingerprint(cols, casts))

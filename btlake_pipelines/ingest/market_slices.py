@@ -60,24 +60,18 @@ def partition_keys() -> list[str]:
     return ["market", "date"]
 
 
-def slice_bounds(table: str, rows: pl.DataFrame) -> pl.DataFrame:
+def slice_bounds(table: str, rows: pl.DataFrame, *, presorted: bool = False) -> pl.DataFrame:
     """One row per slice of ``rows``: its keys, first and last exact ``ts`` and row count, in
-    the order the slices first appear."""
-    return (rows.group_by(slice_keys(table), maintain_order=True)
-            .agg(exact_ns().min().alias("first_ns"), exact_ns().max().alias("last_ns"),
-                 pl.len().alias("rows")))
-
-
-def sorted_slice_bounds(table: str, rows: pl.DataFrame) -> pl.DataFrame:
-    """:func:`slice_bounds` of ``rows`` already sorted by their slice keys, where each slice
-    is one run of rows: numbering the runs compares neighbours instead of hashing every
-    row's strings (about 4x cheaper on a million ticks)."""
+    the order the slices first appear. ``presorted``: ``rows`` are sorted by their slice keys,
+    so each slice is one run of rows; numbering the runs compares neighbours instead of
+    hashing every row's strings (about 4x cheaper on a million ticks)."""
     keys = slice_keys(table)
-    return (rows.with_columns(pl.struct(keys).rle_id().alias("__run"))
-            .group_by("__run", maintain_order=True)
-            .agg(*[pl.col(k).first() for k in keys], exact_ns().min().alias("first_ns"),
-                 exact_ns().max().alias("last_ns"), pl.len().alias("rows"))
-            .drop("__run"))
+    bounds = [exact_ns().min().alias("first_ns"), exact_ns().max().alias("last_ns"),
+              pl.len().alias("rows")]
+    if not presorted:
+        return rows.group_by(keys, maintain_order=True).agg(*bounds)
+    return (rows.group_by(pl.struct(keys).rle_id().alias("__run"), maintain_order=True)
+            .agg(*[pl.col(k).first() for k in keys], *bounds).drop("__run"))
 
 
 @dataclass

@@ -171,7 +171,7 @@ def _shaped(table: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _empty() -> pl.DataFrame:
-    return pl.DataFrame(pl.from_arrow(pa.Table.from_batches([], schema=SCHEMA)))  # type: ignore[arg-type]
+    return pl.DataFrame(schema=delta_log.polars_schema(SCHEMA))
 
 
 def _predicate(table: str, parts: list[Part]) -> str:

@@ -221,17 +221,22 @@ def schema_of(schema_json: str) -> pl.Schema:
     import pyarrow as pa
     from deltalake import Schema
 
-    arrow = pa.schema(Schema.from_json(schema_json).to_arrow())
-    return pl.Schema(pl.from_arrow(pa.Table.from_batches([], schema=arrow)).schema)  # type: ignore[union-attr]
+    return polars_schema(pa.schema(Schema.from_json(schema_json).to_arrow()))
 
 
 def table_schema(dt) -> pl.Schema:
-    """The polars schema of the version ``dt`` (a ``DeltaTable``) is loaded at. (Empty tables
-    here and elsewhere come from ``Table.from_batches([])``: ``Schema.empty_table()`` imports
-    pandas, 0.3-0.4 s of a CLI call.)"""
+    """The polars schema of the version ``dt`` (a ``DeltaTable``) is loaded at."""
     import pyarrow as pa
 
-    arrow = pa.schema(dt.schema().to_arrow())
+    return polars_schema(pa.schema(dt.schema().to_arrow()))
+
+
+def polars_schema(arrow) -> pl.Schema:
+    """The polars schema of the Arrow schema ``arrow``, through an empty table made with
+    ``Table.from_batches([])``: ``Schema.empty_table()`` imports pandas (0.3-0.4 s of a CLI
+    call)."""
+    import pyarrow as pa
+
     return pl.Schema(pl.from_arrow(pa.Table.from_batches([], schema=arrow)).schema)  # type: ignore[union-attr]
 
 

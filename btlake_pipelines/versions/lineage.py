@@ -223,7 +223,7 @@ def live_inputs(catalog: Catalog, runs: pl.DataFrame | None = None) -> pl.DataFr
     dt = catalog.table(RUN_INPUTS)
     runs = catalog.runs_frame() if runs is None else runs
     if dt is None or runs.is_empty():
-        return pl.DataFrame(schema=pl.from_arrow(pa.Table.from_batches([], schema=SCHEMA)).schema)
+        return pl.DataFrame(schema=delta_log.polars_schema(SCHEMA))
     key = ("lineage:live", dt.version(), catalog.runs_version(), runs.height)
 
     def load() -> pl.DataFrame:

@@ -90,11 +90,11 @@ def test_a_crash_that_does_not_repeat_costs_nothing(tmp_path, monkeypatch):
     real = isolated._run_child
     calls = []
 
-    def once(lake_, zone, names, progress, listed=False):
+    def once(lake_, zone, names, progress, listed=False, keep_warm=False):
         calls.append(list(names))
         if len(calls) == 2:
             os.environ.pop("BTLAKE_FAULT_POINT", None)  # the cause went away
-        return real(lake_, zone, names, progress, listed)
+        return real(lake_, zone, names, progress, listed, keep_warm)
 
     monkeypatch.setattr(isolated, "_run_child", once)
     batch = ingest_isolated(str(lake), LocalLandingZone(str(landing)))
